@@ -1,0 +1,136 @@
+"""The SAC agent: networks, optimizers, and the compiled update and action functions.
+
+One `update` call is one gradient step on the critics, the actor and the temperature (paper,
+Algorithm 1), compiled as a single `tf.function` (with XLA by default). Randomness comes from
+stateless random ops keyed by (seed, counter): the counters are variables, so the agent's whole
+random state is part of its weights, and the same seed gives the same run.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from sac import losses
+from sac.networks import build_actor, build_critic
+
+
+@dataclass(frozen=True)
+class SACSettings:
+    """The hyperparameters the update uses (see sac/config.py for their sources)."""
+
+    gamma: float = 0.99
+    tau: float = 0.005
+    reward_scale: float = 1.0
+    target_entropy: float = -0.5
+    learn_alpha: bool = True
+    initial_alpha: float = 1.0
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    alpha_lr: float = 3e-4
+
+
+def default_target_entropy(action_dim: int) -> float:
+    """-dim(A)/2, TF-Agents' default; the paper uses -dim(A) (Appendix D)."""
+    return -0.5 * action_dim
+
+
+class SACAgent:
+    def __init__(self, obs_dim: int, action_low: np.ndarray, action_high: np.ndarray,
+                 hidden_sizes: Sequence[int], settings: SACSettings, seed: int, jit_compile: bool = True) -> None:
+        self.settings = settings
+        self.obs_dim = int(obs_dim)
+        self.action_dim = int(np.asarray(action_low).shape[0])
+        self.actor = build_actor(self.obs_dim, action_low, action_high, hidden_sizes)
+        self.critic = build_critic(self.obs_dim, self.action_dim, hidden_sizes, name="critic")
+        self.target_critic = build_critic(self.obs_dim, self.action_dim, hidden_sizes, name="target_critic")
+        self.target_critic.set_weights(self.critic.get_weights())
+        self.log_alpha = keras.Variable(math.log(settings.initial_alpha), dtype="float32", name="log_alpha",
+                                        trainable=settings.learn_alpha)
+
+        self.actor_optimizer = keras.optimizers.Adam(settings.actor_lr)
+        self.critic_optimizer = keras.optimizers.Adam(settings.critic_lr)
+        self.alpha_optimizer = keras.optimizers.Adam(settings.alpha_lr)
+        # Build the optimizer slots now, outside any tf.function (needed under tf.distribute too).
+        self.actor_optimizer.build(self.actor.trainable_variables)
+        self.critic_optimizer.build(self.critic.trainable_variables)
+        self.alpha_optimizer.build([self.log_alpha])
+
+        # Two random streams, (2 * seed, n) for updates and (2 * seed + 1, n) for acting.
+        self._update_key = tf.constant(2 * seed, tf.int64)
+        self._act_key = tf.constant(2 * seed + 1, tf.int64)
+        self.update_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="update_counter")
+        self.act_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="act_counter")
+
+        self._update_fn = tf.function(self._update, jit_compile=jit_compile)
+        self._explore_fn = tf.function(self._explore, jit_compile=jit_compile)
+        self._mode_fn = tf.function(self.actor.mode, jit_compile=jit_compile)
+
+    @property
+    def alpha(self) -> tf.Tensor:
+        return tf.exp(tf.convert_to_tensor(self.log_alpha))
+
+    def _noise(self, key: tf.Tensor, counter: tf.Variable, stream: int, batch: int) -> tf.Tensor:
+        return tf.random.stateless_normal([batch, self.action_dim], seed=tf.stack([key, 4 * counter + stream]))
+
+    # --- The update (Algorithm 1, one gradient step) -------------------------------------------------
+    def _update(self, obs: tf.Tensor, action: tf.Tensor, reward: tf.Tensor, next_obs: tf.Tensor,
+                terminated: tf.Tensor) -> dict[str, tf.Tensor]:
+        s = self.settings
+        batch = tf.shape(obs)[0]
+        alpha = self.alpha
+
+        # 1. Critics: regress both Q-functions on the soft Bellman target (eqs. 5-7).
+        next_action, next_log_prob = self.actor.sample(
+            next_obs, self._noise(self._update_key, self.update_counter, 0, batch))
+        next_q1, next_q2 = self.target_critic(next_obs, next_action)
+        target = tf.stop_gradient(losses.td_target(reward, terminated, next_q1, next_q2, next_log_prob,
+                                                   alpha, s.gamma, s.reward_scale))
+        critic_vars = self.critic.trainable_variables
+        with tf.GradientTape() as tape:
+            q1, q2 = self.critic(obs, action)
+            loss_c, metrics = losses.critic_loss(q1, q2, target)
+        self.critic_optimizer.apply_gradients(zip(tape.gradient(loss_c, critic_vars), critic_vars))
+
+        # 2. Actor: minimise alpha * log pi - min Q through a reparameterised sample (eq. 12).
+        actor_vars = self.actor.trainable_variables
+        noise = self._noise(self._update_key, self.update_counter, 1, batch)
+        with tf.GradientTape() as tape:
+            new_action, log_prob = self.actor.sample(obs, noise)
+            q1_pi, q2_pi = self.critic(obs, new_action)
+            loss_a, actor_metrics = losses.actor_loss(log_prob, q1_pi, q2_pi, alpha)
+        self.actor_optimizer.apply_gradients(zip(tape.gradient(loss_a, actor_vars), actor_vars))
+        metrics.update(actor_metrics)
+
+        # 3. Temperature: move log(alpha) so the policy's entropy tracks the target (eq. 18).
+        if s.learn_alpha:
+            with tf.GradientTape() as tape:
+                loss_t, alpha_metrics = losses.alpha_loss(self.log_alpha, log_prob, s.target_entropy)
+            self.alpha_optimizer.apply_gradients([(tape.gradient(loss_t, self.log_alpha), self.log_alpha)])
+            metrics.update(alpha_metrics)
+
+        # 4. Target critics trail the critics (Polyak averaging, every step).
+        losses.polyak_update(self.target_critic.variables, self.critic.variables, s.tau)
+        self.update_counter.assign_add(1)
+        metrics["alpha"] = self.alpha
+        return metrics
+
+    def update(self, batch: dict[str, np.ndarray]) -> dict[str, tf.Tensor]:
+        """One gradient step on a replay batch; returns the step's metrics as scalar tensors."""
+        return self._update_fn(batch["obs"], batch["action"], batch["reward"], batch["next_obs"],
+                               batch["terminated"])
+
+    # --- Acting ---------------------------------------------------------------------------------------
+    def _explore(self, obs: tf.Tensor) -> tf.Tensor:
+        action, _ = self.actor.sample(obs, self._noise(self._act_key, self.act_counter, 0, tf.shape(obs)[0]))
+        self.act_counter.assign_add(1)
+        return action
+
+    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        """Actions for a batch of observations [B, O]: sampled, or the squashed mean."""
+        obs = tf.convert_to_tensor(obs, tf.float32)
+        return (self._mode_fn(obs) if deterministic else self._explore_fn(obs)).numpy()

@@ -1,0 +1,169 @@
+"""Every config entry of `python -m sac.train`, its default, where that default comes from, and
+the checks a config must pass before any work starts.
+
+The defaults are TF-Agents' "haarnoja18" SAC settings
+(tf_agents/examples/sac/haarnoja18/sac_train_eval.py), which reproduce Haarnoja et al.,
+"Soft Actor-Critic Algorithms and Applications" (arXiv 1812.05905, Table 1), on Pendulum-v1 so
+that the bare command trains in minutes. The named configs set the per-task values for the MuJoCo
+v5 tasks. Sacred reads the comments beside each entry: `python -m sac.train print_config` shows them.
+
+Nothing in this module imports TensorFlow or Gymnasium: a bad config is refused in a fraction of a
+second.
+"""
+from __future__ import annotations
+
+import math
+from numbers import Real
+from typing import Any, Callable
+
+from sac.errors import UserError
+
+
+def default_config():
+    # --- The task -------------------------------------------------------------------------------
+    env_id = "Pendulum-v1"  # any Gymnasium id, or "module:EnvId" to import a module that registers it
+    env_kwargs = {}  # keyword arguments passed to gymnasium.make(env_id, **env_kwargs)
+    seed = 0  # seeds numpy, TensorFlow, the replay sampler and the envs (eval env: seed + 10**6)
+    total_steps = 20_000  # environment steps (transitions collected) in the whole run
+    learning_starts = 1_000  # uniform-random actions for this many steps, then one update per step
+
+    # --- SAC hyperparameters (paper Table 1 = TF-Agents haarnoja18) -----------------------------
+    batch_size = 256  # minibatch size of every gradient step (paper Table 1)
+    buffer_size = 1_000_000  # replay capacity in transitions (paper Table 1: 10^6)
+    gamma = 0.99  # discount (paper Table 1)
+    tau = 0.005  # Polyak rate of the target critics, applied every gradient step (paper Table 1)
+    actor_lr = 3e-4  # Adam learning rate of the policy (paper Table 1)
+    critic_lr = 3e-4  # Adam learning rate of the twin Q-functions (paper Table 1)
+    alpha_lr = 3e-4  # Adam learning rate of log(alpha), the temperature (paper Table 1)
+    hidden_sizes = [256, 256]  # ReLU layers of the actor and of each critic (paper Table 1)
+    target_entropy = None  # None: -dim(A)/2 as TF-Agents uses; a number overrides (paper: -dim(A))
+    initial_alpha = 1.0  # starting temperature (TF-Agents: initial_log_alpha = 0)
+    learn_alpha = True  # False: keep alpha = initial_alpha fixed (the paper's first version, 1801.01290)
+    reward_scale = 1.0  # rewards are multiplied by this in the TD target (haarnoja18 MuJoCo: 0.1)
+
+    # --- Evaluation, checkpoints, logging ---------------------------------------------------------
+    eval_every = 2_000  # evaluate the deterministic policy every this many env steps, and at the end
+    eval_episodes = 10  # episodes per evaluation, on an env seeded apart from the training env
+    checkpoint_every = 10_000  # write runs/<id>/checkpoints/model-<step>.pkl this often, and at the end
+    keep_checkpoints = 5  # keep the newest this many checkpoints
+    log_every = 1_000  # log losses, alpha, entropy, Q and steps/s, and print progress, this often
+    num_threads = 0  # TensorFlow CPU threads (0: TensorFlow's default, all cores); 1 runs seeds side by side
+    jit_compile = True  # compile the update and the policy with XLA (faster on CPU)
+
+
+# --- Named configs: `python -m sac.train with half_cheetah` ------------------------------------------
+# Per-task values of TF-Agents' haarnoja18 (its README table and sac_train_eval.py); the MuJoCo tasks
+# are Gymnasium's v5 versions (the paper and TF-Agents used v2: same models and rewards, fixed bugs).
+# Each task is spelled out, not generated, because Sacred reads the comments from the source.
+
+
+def pendulum():
+    env_id = "Pendulum-v1"  # classic control, 1-D action; solved (> -200) in ~10k steps
+    total_steps = 20_000  # SB3 zoo trains Pendulum for 20k steps
+    learning_starts = 1_000  # haarnoja18's 1,000 initial random steps
+    reward_scale = 1.0  # unscaled rewards (Pendulum's are in [-16.3, 0])
+    eval_every = 2_000  # ten points on the learning curve
+
+
+def half_cheetah():
+    env_id = "HalfCheetah-v5"
+    total_steps = 3_000_000  # haarnoja18 reports HalfCheetah at 1M and 3M steps
+    learning_starts = 10_000  # haarnoja18 initial_collect_steps for HalfCheetah
+    reward_scale = 0.1  # haarnoja18 reward_scale_factor (all MuJoCo tasks)
+    eval_every = 10_000  # haarnoja18 eval_interval (it uses 30 eval episodes; we keep 10)
+    checkpoint_every = 50_000  # a few minutes apart at MuJoCo speeds
+
+
+def hopper():
+    env_id = "Hopper-v5"
+    total_steps = 1_000_000  # haarnoja18 reports Hopper at 1M steps
+    learning_starts = 1_000  # haarnoja18 initial_collect_steps for Hopper
+    reward_scale = 0.1  # haarnoja18 reward_scale_factor (all MuJoCo tasks)
+    eval_every = 10_000  # haarnoja18 eval_interval (it uses 30 eval episodes; we keep 10)
+    checkpoint_every = 50_000  # a few minutes apart at MuJoCo speeds
+
+
+def walker2d():
+    env_id = "Walker2d-v5"
+    total_steps = 3_000_000  # haarnoja18 reports Walker2d at 1M and 3M steps
+    learning_starts = 1_000  # haarnoja18 initial_collect_steps for Walker2d
+    reward_scale = 0.1  # haarnoja18 reward_scale_factor (all MuJoCo tasks)
+    eval_every = 10_000  # haarnoja18 eval_interval (it uses 30 eval episodes; we keep 10)
+    checkpoint_every = 50_000  # a few minutes apart at MuJoCo speeds
+
+
+def ant():
+    env_id = "Ant-v5"
+    total_steps = 3_000_000  # haarnoja18 reports Ant at 1M and 3M steps
+    learning_starts = 10_000  # haarnoja18 initial_collect_steps for Ant
+    reward_scale = 0.1  # haarnoja18 reward_scale_factor (all MuJoCo tasks)
+    eval_every = 10_000  # haarnoja18 eval_interval (it uses 30 eval episodes; we keep 10)
+    checkpoint_every = 50_000  # a few minutes apart at MuJoCo speeds
+
+
+def humanoid():
+    env_id = "Humanoid-v5"
+    total_steps = 10_000_000  # haarnoja18 reports Humanoid at 5M and 10M steps
+    learning_starts = 1_000  # haarnoja18 initial_collect_steps for Humanoid
+    reward_scale = 0.1  # haarnoja18 reward_scale_factor (all MuJoCo tasks)
+    eval_every = 10_000  # haarnoja18 eval_interval (it uses 30 eval episodes; we keep 10)
+    checkpoint_every = 50_000  # a few minutes apart at MuJoCo speeds
+
+
+NAMED_CONFIGS: dict[str, Callable[[], None]] = {
+    f.__name__: f for f in (pendulum, half_cheetah, hopper, walker2d, ant, humanoid)
+}
+
+
+def register(experiment: Any) -> None:
+    """Attach the default config and the named configs to a Sacred experiment."""
+    experiment.config(default_config)
+    for function in NAMED_CONFIGS.values():
+        experiment.named_config(function)
+
+
+# --- Checks --------------------------------------------------------------------------------------
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise UserError(message)
+
+
+def validate_config(cfg: dict[str, Any]) -> None:
+    """Raise UserError naming the first entry that is out of range or of the wrong type."""
+    _check(isinstance(cfg["env_id"], str) and cfg["env_id"].strip() != "",
+           f"env_id must be a non-empty string, got {cfg['env_id']!r}")
+    _check(isinstance(cfg["env_kwargs"], dict),
+           f"env_kwargs must be a dict of keyword arguments, got {cfg['env_kwargs']!r}")
+    _check(_is_int(cfg["seed"]) and 0 <= cfg["seed"] < 2**31,
+           f"seed must be an integer in [0, 2**31), got {cfg['seed']!r}")
+    for key in ("total_steps", "batch_size", "buffer_size", "eval_every", "eval_episodes",
+                "checkpoint_every", "keep_checkpoints", "log_every"):
+        _check(_is_int(cfg[key]) and cfg[key] > 0, f"{key} must be a positive integer, got {cfg[key]!r}")
+    for key in ("learning_starts", "num_threads"):
+        _check(_is_int(cfg[key]) and cfg[key] >= 0,
+               f"{key} must be a non-negative integer, got {cfg[key]!r}")
+    _check(cfg["learning_starts"] <= cfg["total_steps"],
+           f"learning_starts ({cfg['learning_starts']}) must not exceed total_steps ({cfg['total_steps']})")
+    _check(cfg["batch_size"] <= cfg["buffer_size"],
+           f"batch_size ({cfg['batch_size']}) must not exceed buffer_size ({cfg['buffer_size']})")
+    for key in ("gamma", "tau"):
+        _check(_is_real(cfg[key]) and 0.0 <= cfg[key] <= 1.0, f"{key} must be in [0, 1], got {cfg[key]!r}")
+    for key in ("actor_lr", "critic_lr", "alpha_lr", "initial_alpha", "reward_scale"):
+        _check(_is_real(cfg[key]) and cfg[key] > 0, f"{key} must be a positive number, got {cfg[key]!r}")
+    sizes = cfg["hidden_sizes"]
+    _check(isinstance(sizes, (list, tuple)) and len(sizes) > 0 and all(_is_int(s) and s > 0 for s in sizes),
+           f"hidden_sizes must be a non-empty list of positive integers, got {sizes!r}")
+    _check(cfg["target_entropy"] is None or _is_real(cfg["target_entropy"]),
+           f"target_entropy must be None or a finite number, got {cfg['target_entropy']!r}")
+    for key in ("learn_alpha", "jit_compile"):
+        _check(isinstance(cfg[key], bool), f"{key} must be True or False, got {cfg[key]!r}")

@@ -1,0 +1,116 @@
+"""Making and checking environments: Gymnasium ids, `module:EnvId` ids, and the spaces SAC accepts.
+
+No TensorFlow here: `sac.train` checks the env before TensorFlow is imported, so a wrong id fails in
+about a second.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib
+import os
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from sac.errors import UserError
+
+
+def _import_env_module(env_id: str) -> str:
+    """`module:EnvId` imports `module` (which registers EnvId) and returns `EnvId`."""
+    if ":" not in env_id:
+        return env_id
+    module, _, name = env_id.partition(":")
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        raise UserError(f"cannot import module {module!r} named in env_id {env_id!r}: {exc}") from None
+    if name not in gym.registry:
+        # Gymnasium's own `module:EnvId` form: gym.make imports the module and looks the id up.
+        name = env_id
+    return name
+
+
+def _unknown_env_message(env_id: str) -> str:
+    close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return f"unknown env id {env_id!r}{hint}"
+
+
+def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None, render_mode: str | None = None) -> gym.Env:
+    """Make `env_id` with `env_kwargs`, flatten Dict observations, and check its spaces for SAC."""
+    kwargs = dict(env_kwargs or {})
+    if render_mode is not None:
+        kwargs["render_mode"] = render_mode
+    name = _import_env_module(env_id)
+    try:
+        env = gym.make(name, **kwargs)
+    except gym.error.Error as exc:
+        if isinstance(exc, (gym.error.NameNotFound, gym.error.NamespaceNotFound, gym.error.VersionNotFound,
+                            gym.error.UnregisteredEnv)):
+            raise UserError(_unknown_env_message(env_id)) from None
+        raise UserError(f"cannot make env {env_id!r}: {exc}") from None
+    except TypeError as exc:
+        raise UserError(f"cannot make env {env_id!r} with env_kwargs {env_kwargs!r}: {exc}") from None
+    except ImportError as exc:
+        raise UserError(f"env {env_id!r} needs a package that is not installed: {exc}") from None
+    try:
+        check_action_space(env.action_space)
+        check_observation_space(env.observation_space)
+        if len(env.observation_space.shape or ()) != 1:
+            env = gym.wrappers.FlattenObservation(env)
+    except UserError:
+        env.close()
+        raise
+    return env
+
+
+def check_action_space(space: gym.Space) -> None:
+    """SAC's squashed Gaussian needs a bounded continuous box."""
+    if not isinstance(space, gym.spaces.Box):
+        raise UserError(f"SAC needs a continuous Box action space; got {space}")
+    if not np.issubdtype(space.dtype, np.floating):
+        raise UserError(f"SAC needs a floating-point Box action space; got dtype {space.dtype}")
+    if len(space.shape) != 1:
+        raise UserError(f"SAC needs a 1-D Box action space; got shape {space.shape}")
+    if not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
+        raise UserError(f"SAC needs finite action bounds to squash into; got low={space.low}, high={space.high}")
+    if not np.all(space.high > space.low):
+        raise UserError(f"every action bound needs high > low; got low={space.low}, high={space.high}")
+
+
+def check_observation_space(space: gym.Space) -> None:
+    """The MLPs take a flat float vector: a Box of any shape, or a Dict of Boxes (both flattened)."""
+    if isinstance(space, gym.spaces.Dict):
+        bad = {key: sub for key, sub in space.spaces.items() if not isinstance(sub, gym.spaces.Box)}
+        if bad:
+            raise UserError(f"SAC here needs Box entries in a Dict observation space; got {bad}")
+        for sub in space.spaces.values():
+            check_observation_space(sub)
+        return
+    if not isinstance(space, gym.spaces.Box):
+        raise UserError(f"SAC here needs a Box (or Dict of Box) observation space; got {space}")
+    if int(np.prod(space.shape)) == 0:
+        raise UserError(f"the observation space is empty: {space}")
+
+
+def observation_dim(space: gym.spaces.Box) -> int:
+    return int(np.prod(space.shape))
+
+
+def check_env_config(env_id: str, env_kwargs: dict[str, Any]) -> None:
+    """Make the env once and close it: every env problem surfaces before training starts."""
+    make_env(env_id, env_kwargs).close()
+
+
+def prepare_headless_rendering() -> None:
+    """MuJoCo renders off-screen through EGL when there is no display (STACK.md); pygame (the
+    classic-control renderer) through SDL's dummy video driver."""
+    if not has_display():
+        os.environ.setdefault("MUJOCO_GL", "egl")
+        os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+
+
+def has_display() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
