@@ -45,8 +45,10 @@ class SACAgent:
         self.settings = settings
         self.obs_dim = int(obs_dim)
         self.action_dim = int(np.asarray(action_low).shape[0])
-        self.actor = build_actor(self.obs_dim, action_low, action_high, hidden_sizes)
-        self.critic = build_critic(self.obs_dim, self.action_dim, hidden_sizes, name="critic")
+        # Initial weights from explicit seeds derived from `seed` (actor, critic Q1, Q2 apart).
+        self.actor = build_actor(self.obs_dim, action_low, action_high, hidden_sizes, seed=10_000 * seed)
+        self.critic = build_critic(self.obs_dim, self.action_dim, hidden_sizes, seed=10_000 * seed + 100,
+                                   name="critic")
         self.target_critic = build_critic(self.obs_dim, self.action_dim, hidden_sizes, name="target_critic")
         self.target_critic.set_weights(self.critic.get_weights())
         self.log_alpha = keras.Variable(math.log(settings.initial_alpha), dtype="float32", name="log_alpha",

@@ -55,12 +55,16 @@ def _decode(value: Any) -> Any:
     return value
 
 
+class _ForbiddenGlobal(pickle.UnpicklingError):
+    pass
+
+
 class _PlainDataUnpickler(pickle.Unpickler):
     """Resolves no module attribute: only pickle's built-in types (dict, list, str, bytes, numbers,
     tuples, None, booleans) can be read, so no callable can ever be invoked by a load."""
 
     def find_class(self, module: str, name: str) -> Any:
-        raise pickle.UnpicklingError(f"it asks to load {module}.{name}, and a checkpoint holds plain data only")
+        raise _ForbiddenGlobal(f"it asks to load {module}.{name}, and a checkpoint holds plain data only")
 
 
 # --- Writing -----------------------------------------------------------------------------------------
@@ -151,7 +155,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise UserError(f"cannot read checkpoint {path}: {exc.strerror}") from None
     try:
         payload = _decode(_PlainDataUnpickler(io.BytesIO(raw)).load())
-    except pickle.UnpicklingError as exc:
+    except _ForbiddenGlobal as exc:
         raise UserError(f"refusing checkpoint {path}: {exc}") from None
     except Exception as exc:  # truncated or corrupt bytes raise many different errors
         raise UserError(f"checkpoint {path} is damaged or truncated ({type(exc).__name__})") from None

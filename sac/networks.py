@@ -14,9 +14,15 @@ import tensorflow as tf
 from sac import squashed_gaussian
 
 
-def _mlp(hidden_sizes: Sequence[int], name: str) -> list[keras.layers.Layer]:
-    return [keras.layers.Dense(size, activation="relu", name=f"{name}_hidden{i}")
-            for i, size in enumerate(hidden_sizes)]
+def _dense(size: int, seed: int, name: str, activation: str | None = None) -> keras.layers.Dense:
+    """Keras' default Dense initialisation (Glorot-uniform kernel, zero bias), with an explicit
+    seed so that the same seed builds the same network whatever else was created before."""
+    return keras.layers.Dense(size, activation=activation, name=name,
+                              kernel_initializer=keras.initializers.GlorotUniform(seed=seed))
+
+
+def _mlp(hidden_sizes: Sequence[int], seed: int, name: str) -> list[keras.layers.Layer]:
+    return [_dense(size, seed + i, f"{name}_hidden{i}", "relu") for i, size in enumerate(hidden_sizes)]
 
 
 class Actor(keras.Model):
@@ -27,15 +33,15 @@ class Actor(keras.Model):
     """
 
     def __init__(self, action_low: np.ndarray, action_high: np.ndarray, hidden_sizes: Sequence[int],
-                 name: str = "actor") -> None:
+                 seed: int = 0, name: str = "actor") -> None:
         super().__init__(name=name)
         low = np.asarray(action_low, np.float32)
         high = np.asarray(action_high, np.float32)
         self.action_dim = int(low.shape[0])
         self.center = tf.constant((high + low) / 2.0)
         self.half_range = tf.constant((high - low) / 2.0)
-        self.hidden = _mlp(hidden_sizes, name)
-        self.head = keras.layers.Dense(2 * self.action_dim, name=f"{name}_head")
+        self.hidden = _mlp(hidden_sizes, seed, name)
+        self.head = _dense(2 * self.action_dim, seed + len(self.hidden), f"{name}_head")
 
     def call(self, obs: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         x = obs
@@ -57,10 +63,10 @@ class Actor(keras.Model):
 class QNetwork(keras.Model):
     """(obs [B, O], action [B, A]) -> Q [B]."""
 
-    def __init__(self, hidden_sizes: Sequence[int], name: str) -> None:
+    def __init__(self, hidden_sizes: Sequence[int], seed: int, name: str) -> None:
         super().__init__(name=name)
-        self.hidden = _mlp(hidden_sizes, name)
-        self.head = keras.layers.Dense(1, name=f"{name}_head")
+        self.hidden = _mlp(hidden_sizes, seed, name)
+        self.head = _dense(1, seed + len(self.hidden), f"{name}_head")
 
     def call(self, obs: tf.Tensor, action: tf.Tensor) -> tf.Tensor:
         x = tf.concat([obs, action], axis=-1)
@@ -72,24 +78,25 @@ class QNetwork(keras.Model):
 class TwinCritic(keras.Model):
     """Two independent Q-functions (clipped double Q, paper Section 4.2 / Fujimoto et al. 2018)."""
 
-    def __init__(self, hidden_sizes: Sequence[int], name: str = "critic") -> None:
+    def __init__(self, hidden_sizes: Sequence[int], seed: int = 0, name: str = "critic") -> None:
         super().__init__(name=name)
-        self.q1 = QNetwork(hidden_sizes, name=f"{name}_q1")
-        self.q2 = QNetwork(hidden_sizes, name=f"{name}_q2")
+        self.q1 = QNetwork(hidden_sizes, seed, name=f"{name}_q1")
+        self.q2 = QNetwork(hidden_sizes, seed + 1000, name=f"{name}_q2")
 
     def call(self, obs: tf.Tensor, action: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         return self.q1(obs, action), self.q2(obs, action)
 
 
 def build_actor(obs_dim: int, action_low: np.ndarray, action_high: np.ndarray,
-                hidden_sizes: Sequence[int]) -> Actor:
+                hidden_sizes: Sequence[int], seed: int = 0) -> Actor:
     """An Actor with its variables created (Keras 3 creates them on the first call, STACK.md)."""
-    actor = Actor(action_low, action_high, hidden_sizes)
+    actor = Actor(action_low, action_high, hidden_sizes, seed=seed)
     actor(tf.zeros([1, obs_dim], tf.float32))
     return actor
 
 
-def build_critic(obs_dim: int, action_dim: int, hidden_sizes: Sequence[int], name: str = "critic") -> TwinCritic:
-    critic = TwinCritic(hidden_sizes, name=name)
+def build_critic(obs_dim: int, action_dim: int, hidden_sizes: Sequence[int], seed: int = 0,
+                 name: str = "critic") -> TwinCritic:
+    critic = TwinCritic(hidden_sizes, seed=seed, name=name)
     critic(tf.zeros([1, obs_dim], tf.float32), tf.zeros([1, action_dim], tf.float32))
     return critic

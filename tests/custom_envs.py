@@ -1,0 +1,51 @@
+"""Small environments registered for the tests, reachable as `tests.custom_envs:<Id>`."""
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+
+class _Base(gym.Env):
+    """A one-step-per-episode-free toy: the observation drifts with the action, reward -|obs|."""
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, horizon: int = 20) -> None:
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self._horizon = horizon
+        self._t = 0
+
+    def _obs(self):
+        return self.observation_space.sample()
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.observation_space.seed(seed)
+        self._t = 0
+        return self._obs(), {}
+
+    def step(self, action):
+        self._t += 1
+        return self._obs(), -float(np.sum(np.square(action))), False, self._t >= self._horizon, {}
+
+
+class UnboundedAction(_Base):
+    def __init__(self):
+        super().__init__(spaces.Box(-1, 1, (3,), np.float32), spaces.Box(-np.inf, np.inf, (2,), np.float32))
+
+
+class DictObservation(_Base):
+    def __init__(self):
+        super().__init__(spaces.Dict({"position": spaces.Box(-1, 1, (2,), np.float32),
+                                      "velocity": spaces.Box(-5, 5, (3,), np.float32)}),
+                         spaces.Box(np.array([-1.0, 0.0], np.float32), np.array([3.0, 0.5], np.float32)))
+
+
+class TextObservation(_Base):
+    def __init__(self):
+        super().__init__(spaces.Text(8), spaces.Box(-1, 1, (1,), np.float32))
+
+
+gym.register("UnboundedAction-v0", entry_point=UnboundedAction)
+gym.register("DictObservation-v0", entry_point=DictObservation)
+gym.register("TextObservation-v0", entry_point=TextObservation)

@@ -1,0 +1,86 @@
+"""Policy checkpoints: outputs survive the round trip, files are written atomically and pruned, and
+loading refuses anything that is not plain data."""
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sac import checkpoint
+from sac.errors import UserError
+from sac.networks import build_actor, build_critic
+
+pytestmark = pytest.mark.unit
+
+LOW = np.array([-1.0, 0.0], np.float32)
+HIGH = np.array([3.0, 0.5], np.float32)
+CONFIG = {"env_id": "Some-v0", "env_kwargs": {"a": 1}, "hidden_sizes": [16, 8]}
+
+
+def _payload(step: int = 100, seed: int = 0) -> tuple[dict, object]:
+    actor = build_actor(5, LOW, HIGH, [16, 8], seed=seed)
+    critic = build_critic(5, 2, [16, 8], seed=seed + 1)
+    payload = checkpoint.policy_payload(step=step, config=CONFIG, observation_shape=(5,), action_low=LOW,
+                                        action_high=HIGH, hidden_sizes=[16, 8],
+                                        actor_weights=actor.get_weights(), critic_weights=critic.get_weights())
+    return payload, actor
+
+
+def test_round_trip_gives_the_same_actions_and_every_variable(tmp_path: Path):
+    payload, actor = _payload(seed=3)
+    path = checkpoint.save_checkpoint(tmp_path, payload, keep=5)
+    policy = checkpoint.load_policy(path)
+    obs = np.random.default_rng(0).normal(size=(64, 5)).astype(np.float32)
+    np.testing.assert_array_equal(policy.act(obs), actor.mode(obs).numpy())
+    np.testing.assert_array_equal(policy.act(obs[0]), actor.mode(obs[:1]).numpy()[0])
+    restored = policy.actor.get_weights()
+    assert len(restored) == len(actor.get_weights()) == 6
+    for a, b in zip(restored, actor.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    loaded = checkpoint.load_checkpoint(path)
+    assert loaded["env_kwargs"] == {"a": 1} and loaded["step"] == 100
+    for a, b in zip(loaded["critic"], payload["critic"]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_only_the_newest_checkpoints_are_kept_and_no_temporary_file_remains(tmp_path: Path):
+    for step in (10, 20, 30, 40):
+        checkpoint.save_checkpoint(tmp_path, _payload(step)[0], keep=2)
+    assert sorted(os.listdir(tmp_path)) == ["model-30.pkl", "model-40.pkl"]
+    assert checkpoint.latest_checkpoint(tmp_path) == tmp_path / "model-40.pkl"
+
+
+class _RunsAShellCommand:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_pickle_that_would_run_code_is_refused_and_the_code_never_runs(tmp_path: Path):
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "model-1.pkl"
+    evil.write_bytes(pickle.dumps({"format": "sac-policy", "x": _RunsAShellCommand(marker)}))
+    with pytest.raises(UserError, match="plain data only"):
+        checkpoint.load_checkpoint(evil)
+    assert not marker.exists()
+
+
+def test_truncated_foreign_and_missing_files_are_refused_clearly(tmp_path: Path):
+    good = checkpoint.save_checkpoint(tmp_path, _payload()[0], keep=5)
+    truncated = tmp_path / "truncated.pkl"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(UserError, match="damaged or truncated"):
+        checkpoint.load_checkpoint(truncated)
+    foreign = tmp_path / "foreign.pkl"
+    foreign.write_bytes(pickle.dumps({"some": "dict"}))
+    with pytest.raises(UserError, match="not a sac policy checkpoint"):
+        checkpoint.load_checkpoint(foreign)
+    with pytest.raises(UserError, match="does not exist"):
+        checkpoint.load_checkpoint(tmp_path / "nothing.pkl")
+    with pytest.raises(UserError, match="no checkpoint"):
+        checkpoint.latest_checkpoint(tmp_path / "empty")
