@@ -53,23 +53,110 @@ def _checkpoint_file(path: Path) -> Path:
     return path
 
 
-def _check_spaces(env: Any, payload: dict[str, Any], env_id: str) -> None:
-    obs_shape = tuple(env.observation_space.shape)
+class _EnvProcess:
+    """The environment (and its renderer) in a separate, freshly spawned process.
+
+    MuJoCo's EGL/OpenGL renderer (Mesa, which links LLVM) and TensorFlow (XLA links its own LLVM)
+    crash when loaded into one process, whichever comes first. So the policy runs here and the env
+    runs there; they exchange actions, observations and frames through a pipe.
+    """
+
+    def __init__(self, env_id: str, env_kwargs: dict[str, Any], render_mode: str | None) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        self._process = context.Process(target=_env_worker, args=(child, env_id, env_kwargs, render_mode),
+                                        daemon=True)
+        self._process.start()
+        child.close()
+        status, *info = self._receive()
+        self.observation_shape, self.action_low, self.action_high, self.fps = info
+
+    def _receive(self) -> Any:
+        try:
+            message = self._conn.recv()
+        except EOFError:
+            raise UserError("the environment process died (its exit code: "
+                            f"{self._process.join(5) or self._process.exitcode})") from None
+        if message[0] == "error":
+            raise UserError(message[1])
+        return message
+
+    def reset(self, seed: int | None) -> tuple[np.ndarray, np.ndarray | None]:
+        self._conn.send(("reset", seed))
+        return self._receive()[1:]
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, np.ndarray | None]:
+        self._conn.send(("step", action))
+        return self._receive()[1:]
+
+    def close(self) -> None:
+        try:
+            self._conn.send(("close", None))
+        except (BrokenPipeError, OSError):
+            pass
+        self._process.join(10)
+        if self._process.is_alive():
+            self._process.kill()
+
+
+def _env_worker(conn: Any, env_id: str, env_kwargs: dict[str, Any], render_mode: str | None) -> None:
+    from sac.envs import make_env, prepare_headless_rendering
+
+    if render_mode == "rgb_array":
+        prepare_headless_rendering()
+    try:
+        env = make_env(env_id, env_kwargs, render_mode=render_mode)
+    except UserError as exc:
+        conn.send(("error", str(exc)))
+        return
+    record = render_mode == "rgb_array"
+    conn.send(("ready", tuple(env.observation_space.shape), env.action_space.low, env.action_space.high,
+               int(env.metadata.get("render_fps", 30))))
+    try:
+        while True:
+            command, argument = conn.recv()
+            if command == "reset":
+                obs, _ = env.reset(seed=argument)
+                conn.send(("ok", obs, env.render() if record else None))
+            elif command == "step":
+                obs, reward, terminated, truncated, _ = env.step(argument)
+                conn.send(("ok", obs, float(reward), bool(terminated or truncated),
+                           env.render() if record else None))
+            else:
+                break
+    except Exception as exc:  # report it to the policy side rather than die silently
+        conn.send(("error", f"{env_id} raised {type(exc).__name__}: {exc}"))
+    finally:
+        env.close()
+
+
+def _check_spaces(env: _EnvProcess, payload: dict[str, Any], env_id: str) -> None:
     want = tuple(payload["observation_shape"])
-    if obs_shape != want:
-        raise UserError(f"{env_id} observations have shape {obs_shape}, but the checkpoint's policy "
+    if env.observation_shape != want:
+        raise UserError(f"{env_id} observations have shape {env.observation_shape}, but the checkpoint's policy "
                         f"({payload['env_id']}) takes {want}")
-    low, high = env.action_space.low, env.action_space.high
+    low, high = env.action_low, env.action_high
     if low.shape != payload["action_low"].shape or not (
             np.allclose(low, payload["action_low"]) and np.allclose(high, payload["action_high"])):
         raise UserError(f"{env_id} actions lie in [{low}, {high}], but the checkpoint's policy "
                         f"({payload['env_id']}) acts in [{payload['action_low']}, {payload['action_high']}]")
 
 
+def _video_writer(path: Path, fps: int) -> Any:
+    import imageio.v2 as imageio
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".mp4":
+        return imageio.get_writer(str(path), fps=fps, macro_block_size=2)
+    return imageio.get_writer(str(path), mode="I", duration=1000.0 / fps, loop=0)
+
+
 def play(argv: list[str] | None = None) -> float:
     args = _parse(argv)
     from sac.checkpoint import Policy, load_checkpoint
-    from sac.envs import has_display, make_env, prepare_headless_rendering
+    from sac.envs import has_display
 
     *env_arg, target = args.target
     path = _checkpoint_file(Path(target))
@@ -78,52 +165,45 @@ def play(argv: list[str] | None = None) -> float:
 
     if args.video is not None:
         render_mode = "rgb_array"
-        prepare_headless_rendering()
     elif not args.no_render and has_display():
         render_mode = "human"
     else:
         render_mode = None
         if not args.no_render:
             print("no display found: playing without a window (use --video PATH to record)", flush=True)
-    env = make_env(env_id, payload.get("env_kwargs") or {}, render_mode=render_mode)
+    env = _EnvProcess(env_id, payload.get("env_kwargs") or {}, render_mode)
+    writer = None
     try:
         _check_spaces(env, payload, env_id)
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         policy = Policy(payload)
         print(f"playing {path} (step {payload['step']}) on {env_id}", flush=True)
-        writer = None
         if args.video is not None:
-            import imageio.v2 as imageio
-
-            args.video.parent.mkdir(parents=True, exist_ok=True)
-            fps = int(env.metadata.get("render_fps", 30))
-            writer = imageio.get_writer(str(args.video), fps=fps, macro_block_size=2) if args.video.suffix.lower() == ".mp4" \
-                else imageio.get_writer(str(args.video), mode="I", duration=1000.0 / fps)
+            writer = _video_writer(args.video, env.fps)
         returns = []
-        try:
-            for episode in range(args.episodes):
-                obs, _ = env.reset(seed=args.seed if episode == 0 else None)
-                done, total = False, 0.0
-                while not done:
-                    if writer is not None:
-                        writer.append_data(np.asarray(env.render()))
-                    action = policy.act(np.asarray(obs, np.float32).reshape(-1), deterministic=not args.stochastic)
-                    obs, reward, terminated, truncated, _ = env.step(action)
-                    total += float(reward)
-                    done = terminated or truncated
+        for episode in range(args.episodes):
+            obs, frame = env.reset(seed=args.seed if episode == 0 else None)
+            done, total = False, 0.0
+            while not done:
                 if writer is not None:
-                    writer.append_data(np.asarray(env.render()))
-                returns.append(total)
-                print(f"episode {episode} return {total:.2f}", flush=True)
-        finally:
+                    writer.append_data(np.asarray(frame))
+                action = policy.act(np.asarray(obs, np.float32).reshape(-1), deterministic=not args.stochastic)
+                obs, reward, done, frame = env.step(action)
+                total += reward
             if writer is not None:
-                writer.close()
+                writer.append_data(np.asarray(frame))
+            returns.append(total)
+            print(f"episode {episode} return {total:.2f}", flush=True)
         mean = float(np.mean(returns))
         print(f"mean return {mean:.2f}", flush=True)
-        if args.video is not None:
+        if writer is not None:
+            writer.close()
+            writer = None
             print(f"video written to {args.video}", flush=True)
         return mean
     finally:
+        if writer is not None:
+            writer.close()
         env.close()
 
 

@@ -1,0 +1,103 @@
+"""`python -m sac.train` end to end on a short run that really performs gradient steps, then
+`python -m sac.play` on what it wrote."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sac import checkpoint
+
+from .conftest import read_metrics, run_cli, train
+
+pytestmark = pytest.mark.smoke
+
+SHORT_RUN = ["total_steps=600", "learning_starts=300", "eval_every=200", "eval_episodes=2",
+             "checkpoint_every=200", "keep_checkpoints=2", "log_every=100", "hidden_sizes=[32,32]",
+             "batch_size=64"]
+METRICS = ["eval/return_mean", "eval/return_min", "eval/return_max", "eval/return_std",
+           "train/episode_return", "train/episode_length", "loss/critic", "loss/actor", "loss/alpha", "alpha",
+           "policy/entropy", "q/mean", "train/steps_per_second"]
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory) -> Path:
+    return train(tmp_path_factory.mktemp("smoke"), *SHORT_RUN)
+
+
+def test_run_directory_holds_every_artefact(short_run: Path):
+    for name in ("config.json", "run.json", "metrics.json", "cout.txt"):
+        assert (short_run / name).is_file(), name
+    assert json.loads((short_run / "run.json").read_text())["status"] == "COMPLETED"
+    assert json.loads((short_run / "config.json").read_text())["total_steps"] == 600
+    assert list(short_run.glob("events.out.tfevents.*"))
+    assert sorted(p.name for p in (short_run / "checkpoints").iterdir()) == ["model-400.pkl", "model-600.pkl"]
+    assert "step 600/600" in (short_run / "cout.txt").read_text()
+
+
+def test_metrics_are_indexed_by_env_step_and_updates_really_ran(short_run: Path):
+    metrics = read_metrics(short_run)
+    for name in METRICS:
+        assert metrics[name]["steps"], name
+    assert metrics["eval/return_mean"]["steps"] == [200, 400, 600]  # once each, the last one at the end
+    assert metrics["loss/critic"]["steps"] == [400, 500, 600]  # only after learning_starts=300
+    assert metrics["train/episode_length"]["values"][0] == 200  # Pendulum's time limit
+    alphas = metrics["alpha"]["values"]
+    assert all(np.isfinite(metrics["loss/critic"]["values"]))
+    assert alphas[0] != 1.0 and alphas[-1] != alphas[0], "the temperature never moved: no update ran"
+
+
+def test_tensorboard_has_the_same_scalars(short_run: Path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(short_run), size_guidance={"tensors": 0}).Reload()
+    tags = set(events.Tags()["tensors"])
+    assert set(METRICS) <= tags
+    assert [e.step for e in events.Tensors("eval/return_mean")] == [200, 400, 600]
+
+
+def test_checkpoint_acts_like_the_run_and_play_runs_it(short_run: Path):
+    policy = checkpoint.load_policy(short_run)
+    assert policy.step == 600 and policy.env_id == "Pendulum-v1"
+    action = policy.act(np.zeros(3, np.float32))
+    assert action.shape == (1,) and -2.0 <= action[0] <= 2.0
+
+    result = run_cli(["-m", "sac.play", str(short_run), "--episodes", "2", "--no-render"], short_run)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[-3].startswith("episode 0 return ") and lines[-2].startswith("episode 1 return ")
+    assert lines[-1].startswith("mean return ")
+    returns = [float(line.rsplit(" ", 1)[1]) for line in lines[-3:]]
+    assert returns[2] == pytest.approx((returns[0] + returns[1]) / 2, abs=0.01)
+
+    # The original README's form, ENV_ID then the checkpoint file.
+    result = run_cli(["-m", "sac.play", "Pendulum-v1", str(short_run / "checkpoints" / "model-400.pkl"),
+                      "--no-render"], short_run)
+    assert result.returncode == 0 and "mean return" in result.stdout, result.stderr
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".gif"])
+def test_play_records_a_video_without_a_display(short_run: Path, tmp_path: Path, suffix: str):
+    import imageio.v3 as iio
+
+    video = tmp_path / f"pendulum{suffix}"
+    result = run_cli(["-m", "sac.play", str(short_run), "--video", str(video)], tmp_path)
+    assert result.returncode == 0, result.stderr
+    frames = iio.imread(video, index=None) if suffix == ".gif" else np.stack(list(iio.imiter(video)))
+    assert frames.shape[0] >= 200 and frames.ndim == 4  # one frame per step of a 200-step episode
+    assert frames.std() > 0  # not a blank picture
+
+
+def test_mujoco_video_renders_headless(tmp_path: Path):
+    """HalfCheetah through EGL: the training run is tiny, the point is the MuJoCo renderer."""
+    run = train(tmp_path, "env_id=HalfCheetah-v5", "total_steps=50", "learning_starts=50", "eval_every=50",
+                "eval_episodes=1", "hidden_sizes=[8]", "batch_size=8", "log_every=50")
+    video = tmp_path / "cheetah.mp4"
+    result = run_cli(["-m", "sac.play", str(run), "--video", str(video)], tmp_path)
+    assert result.returncode == 0, result.stderr
+    import imageio.v3 as iio
+
+    frames = np.stack(list(iio.imiter(video)))
+    assert frames.shape[0] >= 1000 and frames.std() > 0
