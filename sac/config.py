@@ -12,6 +12,7 @@ second.
 """
 from __future__ import annotations
 
+import difflib
 import math
 from numbers import Real
 from typing import Any, Callable
@@ -48,7 +49,7 @@ def default_config():
     keep_checkpoints = 5  # keep the newest this many checkpoints
     log_every = 1_000  # log losses, alpha, entropy, Q and steps/s, and print progress, this often
     num_threads = 0  # TensorFlow CPU threads (0: TensorFlow's default, all cores); 1 runs seeds side by side
-    jit_compile = True  # compile the update and the policy with XLA (faster on CPU)
+    jit_compile = True  # compile the update and the policy with XLA (False: plain tf.function graphs)
 
 
 # --- Named configs: `python -m sac.train with half_cheetah` ------------------------------------------
@@ -138,8 +139,19 @@ def _check(ok: bool, message: str) -> None:
         raise UserError(message)
 
 
+def known_entries() -> set[str]:
+    from sacred.config import ConfigScope
+
+    return set(ConfigScope(default_config)())
+
+
 def validate_config(cfg: dict[str, Any]) -> None:
-    """Raise UserError naming the first entry that is out of range or of the wrong type."""
+    """Raise UserError naming the first entry that is unknown, out of range or of the wrong type."""
+    known = known_entries()
+    for key in sorted(set(cfg) - known):
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else " (python -m sac.train print_config lists them)"
+        raise UserError(f"unknown config entry {key!r}{hint}")
     _check(isinstance(cfg["env_id"], str) and cfg["env_id"].strip() != "",
            f"env_id must be a non-empty string, got {cfg['env_id']!r}")
     _check(isinstance(cfg["env_kwargs"], dict),

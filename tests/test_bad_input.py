@@ -34,11 +34,18 @@ def _assert_one_line_error(result, *fragments: str) -> None:
     (["gamma=1.5"], ["gamma must be in [0, 1]"]),
     (["hidden_sizes=[]"], ["hidden_sizes must be a non-empty list"]),
     (["learn_alpha=maybe"], ["learn_alpha must be True or False"]),
+    (["batchsize=3"], ["unknown config entry 'batchsize'; did you mean 'batch_size'?"]),
 ])
 def test_train_refuses_bad_input_before_any_work(workdir: Path, updates, fragments):
     result = run_cli(["-m", "sac.train", "with", *updates], workdir, timeout=120)
     _assert_one_line_error(result, *fragments)
     assert not (workdir / "runs").exists() or not any((workdir / "runs").iterdir())
+
+
+def test_unknown_named_config_is_refused_without_a_traceback(workdir: Path):
+    result = run_cli(["-m", "sac.train", "with", "half_cheeta"], workdir, timeout=120)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "half_cheetah" in result.stderr  # Sacred lists the named configs there are
 
 
 def test_dict_observations_are_flattened_and_asymmetric_boxes_train(workdir: Path):

@@ -77,3 +77,10 @@ def test_batch_larger_than_buffer_is_refused():
     cfg.update(batch_size=512, buffer_size=256)
     with pytest.raises(UserError, match="must not exceed buffer_size"):
         config.validate_config(cfg)
+
+
+def test_unknown_entries_are_refused_with_a_suggestion():
+    cfg = _default()
+    cfg["learning_rate"] = 1e-3
+    with pytest.raises(UserError, match="unknown config entry 'learning_rate'"):
+        config.validate_config(cfg)
