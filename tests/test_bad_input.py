@@ -42,6 +42,14 @@ def test_train_refuses_bad_input_before_any_work(workdir: Path, updates, fragmen
     assert not (workdir / "runs").exists() or not any((workdir / "runs").iterdir())
 
 
+def test_bad_input_is_caught_before_tensorflow_is_imported(workdir: Path):
+    result = run_cli(["-X", "importtime", "-m", "sac.train", "with", "env_id=CartPole-v1"], workdir, timeout=120)
+    assert result.returncode != 0 and "continuous Box" in result.stderr
+    imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "import time:" in line]
+    assert "gymnasium" in imported  # the env was really looked at
+    assert not any(name.split(".")[0] in ("tensorflow", "keras") for name in imported)
+
+
 def test_unknown_named_config_is_refused_without_a_traceback(workdir: Path):
     result = run_cli(["-m", "sac.train", "with", "half_cheeta"], workdir, timeout=120)
     assert result.returncode != 0 and "Traceback" not in result.stderr
