@@ -111,6 +111,11 @@ def _env_worker(conn: Any, env_id: str, env_kwargs: dict[str, Any], render_mode:
     except UserError as exc:
         conn.send(("error", str(exc)))
         return
+    if render_mode is not None and _needs_tracking_camera(env, env_kwargs):
+        # Gymnasium 1.4's MuJoCo renderer uses a fixed free camera unless a camera is named, so a
+        # running HalfCheetah leaves the picture; its model's "track" camera follows the body.
+        env.close()
+        env = make_env(env_id, {**env_kwargs, "camera_name": "track"}, render_mode=render_mode)
     record = render_mode == "rgb_array"
     conn.send(("ready", tuple(env.observation_space.shape), env.action_space.low, env.action_space.high,
                int(env.metadata.get("render_fps", 30))))
@@ -130,6 +135,18 @@ def _env_worker(conn: Any, env_id: str, env_kwargs: dict[str, Any], render_mode:
         conn.send(("error", f"{env_id} raised {type(exc).__name__}: {exc}"))
     finally:
         env.close()
+
+
+def _needs_tracking_camera(env: Any, env_kwargs: dict[str, Any]) -> bool:
+    if "camera_name" in env_kwargs or "camera_id" in env_kwargs:
+        return False
+    model = getattr(env.unwrapped, "model", None)
+    try:
+        import mujoco
+
+        return model is not None and mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, "track") >= 0
+    except (ImportError, TypeError):
+        return False
 
 
 def _check_spaces(env: _EnvProcess, payload: dict[str, Any], env_id: str) -> None:
