@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import run_cli, train
+from .conftest import read_metrics, run_cli, train
 
 pytestmark = pytest.mark.smoke
 
@@ -57,8 +57,12 @@ def test_unknown_named_config_is_refused_without_a_traceback(workdir: Path):
 
 
 def test_dict_observations_are_flattened_and_asymmetric_boxes_train(workdir: Path):
+    # eval_every and checkpoint_every beyond total_steps are legal: both happen once, at the end.
     run = train(workdir, "env_id=tests.custom_envs:DictObservation-v0", "total_steps=60", "learning_starts=30",
-                "eval_every=60", "eval_episodes=1", "hidden_sizes=[8]", "batch_size=8", "log_every=30")
+                "eval_every=1000000", "checkpoint_every=1000000", "eval_episodes=1", "hidden_sizes=[8]",
+                "batch_size=8", "log_every=30")
+    assert read_metrics(run)["eval/return_mean"]["steps"] == [60]
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["model-60.pkl"]
     result = run_cli(["-m", "sac.play", str(run), "--no-render"], workdir)
     assert result.returncode == 0 and "mean return" in result.stdout, result.stderr
 
