@@ -69,6 +69,7 @@ class SACAgent:
         self.act_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="act_counter")
 
         self._update_fn = tf.function(self._update, jit_compile=jit_compile)
+        self._update_many_fn = tf.function(self._update_many, jit_compile=jit_compile)
         self._explore_fn = tf.function(self._explore, jit_compile=jit_compile)
         self._mode_fn = tf.function(self.actor.mode, jit_compile=jit_compile)
 
@@ -125,6 +126,19 @@ class SACAgent:
         """One gradient step on a replay batch; returns the step's metrics as scalar tensors."""
         return self._update_fn(batch["obs"], batch["action"], batch["reward"], batch["next_obs"],
                                batch["terminated"])
+
+    def _update_many(self, obs: tf.Tensor, action: tf.Tensor, reward: tf.Tensor, next_obs: tf.Tensor,
+                     terminated: tf.Tensor) -> dict[str, tf.Tensor]:
+        """K gradient steps in one call, one per batch of the stacked [K, B, ...] inputs, in order."""
+        metrics = self._update(obs[0], action[0], reward[0], next_obs[0], terminated[0])
+        for i in tf.range(1, tf.shape(obs)[0]):
+            metrics = self._update(obs[i], action[i], reward[i], next_obs[i], terminated[i])
+        return metrics
+
+    def update_many(self, batches: dict[str, np.ndarray]) -> dict[str, tf.Tensor]:
+        """len(batches["obs"]) gradient steps in one compiled call; the metrics of the last."""
+        return self._update_many_fn(batches["obs"], batches["action"], batches["reward"], batches["next_obs"],
+                                    batches["terminated"])
 
     # --- Acting ---------------------------------------------------------------------------------------
     def _explore(self, obs: tf.Tensor) -> tf.Tensor:

@@ -90,6 +90,8 @@ def train_loop(*, env: gym.Env, eval_env: gym.Env, agent: SACAgent, buffer: Repl
         # 3. Learn: one gradient step per environment step once the random warm-up is over.
         if step > schedule.learning_starts:
             update_metrics = agent.update(buffer.sample(schedule.batch_size))
+            if step == schedule.learning_starts + 1:
+                logger.note("first_update_time", time.time())  # start-up cost, read by benchmarks/speed.py
 
         # 4. Evaluate the deterministic policy on its own env.
         if schedule.is_due(step, schedule.eval_every):

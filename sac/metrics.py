@@ -14,6 +14,8 @@ from typing import Any, Protocol, TextIO
 
 
 class ScalarSink(Protocol):
+    """Sacred's Run, or anything with the same log_scalar (and optionally an `info` dict)."""
+
     def log_scalar(self, name: str, value: float, step: int) -> None: ...
 
 
@@ -45,6 +47,12 @@ class MetricsLogger:
     def scalars(self, values: dict[str, Any], step: int) -> None:
         for name, value in values.items():
             self.scalar(name, value, step)
+
+    def note(self, key: str, value: Any) -> None:
+        """A one-off fact about the run (Sacred's info.json), e.g. when the first update finished."""
+        info = getattr(self._run, "info", None)
+        if info is not None:
+            info[key] = value
 
     def last(self, name: str) -> float | None:
         entries = self.history.get(name)
