@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from sac import losses
+from sac import losses, seeding
 from sac.networks import build_actor, build_critic
 
 
@@ -45,10 +45,10 @@ class SACAgent:
         self.settings = settings
         self.obs_dim = int(obs_dim)
         self.action_dim = int(np.asarray(action_low).shape[0])
-        # Initial weights from explicit seeds derived from `seed` (actor, critic Q1, Q2 apart).
-        self.actor = build_actor(self.obs_dim, action_low, action_high, hidden_sizes, seed=10_000 * seed)
-        self.critic = build_critic(self.obs_dim, self.action_dim, hidden_sizes, seed=10_000 * seed + 100,
-                                   name="critic")
+        # Independent seeds for the actor's and the critics' initial weights and for the two noise streams.
+        actor_seed, critic_seed, update_key, act_key = seeding.derive(seed, 4)
+        self.actor = build_actor(self.obs_dim, action_low, action_high, hidden_sizes, seed=actor_seed)
+        self.critic = build_critic(self.obs_dim, self.action_dim, hidden_sizes, seed=critic_seed, name="critic")
         self.target_critic = build_critic(self.obs_dim, self.action_dim, hidden_sizes, name="target_critic")
         self.target_critic.set_weights(self.critic.get_weights())
         self.log_alpha = keras.Variable(math.log(settings.initial_alpha), dtype="float32", name="log_alpha",
@@ -62,9 +62,9 @@ class SACAgent:
         self.critic_optimizer.build(self.critic.trainable_variables)
         self.alpha_optimizer.build([self.log_alpha])
 
-        # Two random streams, (2 * seed, n) for updates and (2 * seed + 1, n) for acting.
-        self._update_key = tf.constant(2 * seed, tf.int64)
-        self._act_key = tf.constant(2 * seed + 1, tf.int64)
+        # Two random streams: (update_key, n) for the updates, (act_key, n) for acting.
+        self._update_key = tf.constant(update_key, tf.int64)
+        self._act_key = tf.constant(act_key, tf.int64)
         self.update_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="update_counter")
         self.act_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="act_counter")
 
@@ -109,7 +109,9 @@ class SACAgent:
         self.actor_optimizer.apply_gradients(zip(tape.gradient(loss_a, actor_vars), actor_vars))
         metrics.update(actor_metrics)
 
-        # 3. Temperature: move log(alpha) so the policy's entropy tracks the target (eq. 18).
+        # 3. Temperature: move log(alpha) so the policy's entropy tracks the target (eq. 18). It reuses
+        #    the log-probs of the actor step, as SB3 and CleanRL do (TF-Agents samples the updated
+        #    actor again; the difference is one actor step's change to the entropy estimate).
         if s.learn_alpha:
             with tf.GradientTape() as tape:
                 loss_t, alpha_metrics = losses.alpha_loss(self.log_alpha, log_prob, s.target_entropy)

@@ -166,6 +166,7 @@ def validate_config(cfg: dict[str, Any]) -> None:
                f"{key} must be a non-negative integer, got {cfg[key]!r}")
     _check(cfg["learning_starts"] <= cfg["total_steps"],
            f"learning_starts ({cfg['learning_starts']}) must not exceed total_steps ({cfg['total_steps']})")
+    _check(cfg["buffer_size"] >= 2, f"buffer_size must be at least 2, got {cfg['buffer_size']}")
     _check(cfg["batch_size"] <= cfg["buffer_size"],
            f"batch_size ({cfg['batch_size']}) must not exceed buffer_size ({cfg['buffer_size']})")
     for key in ("gamma", "tau"):

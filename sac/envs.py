@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import importlib.util
 import os
+import sys
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 from sac.errors import UserError
+
+# The time limit given to envs registered without one (MuJoCo tasks use 1000 too).
+DEFAULT_MAX_EPISODE_STEPS = 1000
 
 
 def _import_env_module(env_id: str) -> str:
@@ -23,8 +28,9 @@ def _import_env_module(env_id: str) -> str:
     module, _, name = env_id.partition(":")
     try:
         importlib.import_module(module)
-    except ImportError as exc:
-        raise UserError(f"cannot import module {module!r} named in env_id {env_id!r}: {exc}") from None
+    except Exception as exc:  # ImportError, or whatever the user's module raises while importing
+        raise UserError(f"cannot import module {module!r} named in env_id {env_id!r}: "
+                        f"{type(exc).__name__}: {exc}") from None
     if name not in gym.registry:
         # Gymnasium's own `module:EnvId` form: gym.make imports the module and looks the id up.
         name = env_id
@@ -37,8 +43,30 @@ def _unknown_env_message(env_id: str) -> str:
     return f"unknown env id {env_id!r}{hint}"
 
 
+_MUJOCO_WARNINGS_SEEN: set[str] = set()
+
+
+def _mujoco_warning(message: str) -> None:
+    # Gymnasium's HalfCheetah model uses a compiler attribute that MuJoCo >= 3.x deprecates; MuJoCo's
+    # default handler prints that on every make and appends it to MUJOCO_LOG.TXT in the working
+    # directory. Known-harmless warnings are dropped; any other is printed once.
+    if "settotalmass" in message or message in _MUJOCO_WARNINGS_SEEN:
+        return
+    _MUJOCO_WARNINGS_SEEN.add(message)
+    print(f"MuJoCo warning: {message}", file=sys.stderr)
+
+
+def _route_mujoco_warnings() -> None:
+    if importlib.util.find_spec("mujoco") is not None:
+        import mujoco
+
+        if mujoco.get_mju_user_warning() is not _mujoco_warning:
+            mujoco.set_mju_user_warning(_mujoco_warning)
+
+
 def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None, render_mode: str | None = None) -> gym.Env:
     """Make `env_id` with `env_kwargs`, flatten Dict observations, and check its spaces for SAC."""
+    _route_mujoco_warnings()
     kwargs = dict(env_kwargs or {})
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
@@ -50,15 +78,19 @@ def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None, render_mode:
                             gym.error.UnregisteredEnv)):
             raise UserError(_unknown_env_message(env_id)) from None
         raise UserError(f"cannot make env {env_id!r}: {exc}") from None
-    except TypeError as exc:
-        raise UserError(f"cannot make env {env_id!r} with env_kwargs {env_kwargs!r}: {exc}") from None
     except ImportError as exc:
         raise UserError(f"env {env_id!r} needs a package that is not installed: {exc}") from None
+    except Exception as exc:  # a bad env_kwargs value can raise anything in the env's constructor
+        raise UserError(f"cannot make env {env_id!r} with env_kwargs {env_kwargs!r}: "
+                        f"{type(exc).__name__}: {exc}") from None
     try:
         check_action_space(env.action_space)
         check_observation_space(env.observation_space)
         if len(env.observation_space.shape or ()) != 1:
             env = gym.wrappers.FlattenObservation(env)
+        if env.spec is None or env.spec.max_episode_steps is None:
+            # Evaluation and play run whole episodes: an env without a time limit gets one.
+            env = gym.wrappers.TimeLimit(env, DEFAULT_MAX_EPISODE_STEPS)
     except UserError:
         env.close()
         raise
@@ -99,8 +131,16 @@ def observation_dim(space: gym.spaces.Box) -> int:
 
 
 def check_env_config(env_id: str, env_kwargs: dict[str, Any]) -> None:
-    """Make the env once and close it: every env problem surfaces before training starts."""
-    make_env(env_id, env_kwargs).close()
+    """Make the env, reset it and take one random step: env problems surface before training starts."""
+    env = make_env(env_id, env_kwargs)
+    try:
+        env.reset(seed=0)
+        env.step(env.action_space.sample())
+    except Exception as exc:
+        raise UserError(f"env {env_id!r} with env_kwargs {env_kwargs!r} fails on its first reset or step: "
+                        f"{type(exc).__name__}: {exc}") from None
+    finally:
+        env.close()
 
 
 def prepare_headless_rendering() -> None:

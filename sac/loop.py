@@ -14,6 +14,7 @@ import numpy as np
 from sac.agent import SACAgent
 from sac.metrics import MetricsLogger
 from sac.replay import ReplayBuffer
+from sac.seeding import RunSeeds
 
 
 @dataclass(frozen=True)
@@ -58,10 +59,10 @@ def evaluate(agent: SACAgent, env: gym.Env, episodes: int, seed: int) -> np.ndar
 
 
 def train_loop(*, env: gym.Env, eval_env: gym.Env, agent: SACAgent, buffer: ReplayBuffer,
-               schedule: Schedule, seed: int, logger: MetricsLogger,
+               schedule: Schedule, seeds: RunSeeds, logger: MetricsLogger,
                save_checkpoint: Callable[[int], None]) -> None:
-    env.action_space.seed(seed)
-    obs = _as_obs(env.reset(seed=seed)[0])
+    env.action_space.seed(seeds.action_space)
+    obs = _as_obs(env.reset(seed=seeds.env)[0])
     episode_return, episode_length = 0.0, 0
     update_metrics = None
     window_start, window_step = time.perf_counter(), 0
@@ -95,7 +96,7 @@ def train_loop(*, env: gym.Env, eval_env: gym.Env, agent: SACAgent, buffer: Repl
 
         # 4. Evaluate the deterministic policy on its own env.
         if schedule.is_due(step, schedule.eval_every):
-            returns = evaluate(agent, eval_env, schedule.eval_episodes, seed + 10**6)
+            returns = evaluate(agent, eval_env, schedule.eval_episodes, seeds.eval_env)
             logger.scalars({"eval/return_mean": returns.mean(), "eval/return_min": returns.min(),
                             "eval/return_max": returns.max(), "eval/return_std": returns.std()}, step)
 

@@ -26,8 +26,9 @@ def td_target(reward: tf.Tensor, terminated: tf.Tensor, next_q1: tf.Tensor, next
 
 
 def critic_loss(q1: tf.Tensor, q2: tf.Tensor, target: tf.Tensor) -> tuple[tf.Tensor, Metrics]:
-    """Squared TD error of both Q-functions (eq. 5), each a batch mean, summed as in TF-Agents."""
-    loss = tf.reduce_mean(tf.square(q1 - target)) + tf.reduce_mean(tf.square(q2 - target))
+    """Half the squared TD error of each Q-function (eq. 5), batch means, summed over the two
+    (TF-Agents: squared_difference per critic, summed, times critic_loss_weight = 0.5)."""
+    loss = 0.5 * (tf.reduce_mean(tf.square(q1 - target)) + tf.reduce_mean(tf.square(q2 - target)))
     return loss, {"loss/critic": loss, "q/mean": tf.reduce_mean(0.5 * (q1 + q2))}
 
 

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from sac import squashed_gaussian
+from sac import seeding, squashed_gaussian
 
 
 def _dense(size: int, seed: int, name: str, activation: str | None = None) -> keras.layers.Dense:
@@ -80,8 +80,9 @@ class TwinCritic(keras.Model):
 
     def __init__(self, hidden_sizes: Sequence[int], seed: int = 0, name: str = "critic") -> None:
         super().__init__(name=name)
-        self.q1 = QNetwork(hidden_sizes, seed, name=f"{name}_q1")
-        self.q2 = QNetwork(hidden_sizes, seed + 1000, name=f"{name}_q2")
+        q1_seed, q2_seed = seeding.derive(seed, 2)
+        self.q1 = QNetwork(hidden_sizes, q1_seed, name=f"{name}_q1")
+        self.q2 = QNetwork(hidden_sizes, q2_seed, name=f"{name}_q2")
 
     def call(self, obs: tf.Tensor, action: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         return self.q1(obs, action), self.q2(obs, action)

@@ -108,17 +108,20 @@ def _env_worker(conn: Any, env_id: str, env_kwargs: dict[str, Any], render_mode:
         prepare_headless_rendering()
     try:
         env = make_env(env_id, env_kwargs, render_mode=render_mode)
+        if render_mode is not None and _needs_tracking_camera(env, env_kwargs):
+            # Gymnasium 1.4's MuJoCo renderer uses a fixed free camera unless a camera is named, so
+            # a running HalfCheetah leaves the picture; its model's "track" camera follows the body.
+            env.close()
+            env = make_env(env_id, {**env_kwargs, "camera_name": "track"}, render_mode=render_mode)
     except UserError as exc:
         conn.send(("error", str(exc)))
         return
-    if render_mode is not None and _needs_tracking_camera(env, env_kwargs):
-        # Gymnasium 1.4's MuJoCo renderer uses a fixed free camera unless a camera is named, so a
-        # running HalfCheetah leaves the picture; its model's "track" camera follows the body.
-        env.close()
-        env = make_env(env_id, {**env_kwargs, "camera_name": "track"}, render_mode=render_mode)
+    except Exception as exc:
+        conn.send(("error", f"cannot make {env_id} with render_mode={render_mode}: {type(exc).__name__}: {exc}"))
+        return
     record = render_mode == "rgb_array"
     conn.send(("ready", tuple(env.observation_space.shape), env.action_space.low, env.action_space.high,
-               int(env.metadata.get("render_fps", 30))))
+               int(env.metadata.get("render_fps") or 30)))
     try:
         while True:
             command, argument = conn.recv()
@@ -196,7 +199,10 @@ def play(argv: list[str] | None = None) -> float:
         policy = Policy(payload)
         print(f"playing {path} (step {payload['step']}) on {env_id}", flush=True)
         if args.video is not None:
-            writer = _video_writer(args.video, env.fps)
+            try:
+                writer = _video_writer(args.video, env.fps)
+            except Exception as exc:
+                raise UserError(f"cannot write the video {args.video}: {type(exc).__name__}: {exc}") from None
         returns = []
         for episode in range(args.episodes):
             obs, frame = env.reset(seed=args.seed if episode == 0 else None)

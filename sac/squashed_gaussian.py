@@ -17,17 +17,17 @@ import math
 
 import tensorflow as tf
 
-# log(std) is squashed smoothly into this range (as in CleanRL) rather than clipped, so its
-# gradient never vanishes. exp(-5) = 0.0067 pre-tanh is narrow enough for any control task.
-LOG_STD_MIN = -5.0
+# log(std) is clipped to this range, as TF-Agents' haarnoja18 actor does (std_clip_transform) and
+# the paper's code (softlearning) did. The network's raw output is log(std), so std starts near 1.
+LOG_STD_MIN = -20.0
 LOG_STD_MAX = 2.0
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 _LOG_2 = math.log(2.0)
 
 
 def bound_log_std(raw: tf.Tensor) -> tf.Tensor:
-    """Map an unbounded network output into [LOG_STD_MIN, LOG_STD_MAX]."""
-    return LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (tf.tanh(raw) + 1.0)
+    """Clip the network's log(std) output into [LOG_STD_MIN, LOG_STD_MAX]."""
+    return tf.clip_by_value(raw, LOG_STD_MIN, LOG_STD_MAX)
 
 
 def log_one_minus_tanh_squared(u: tf.Tensor) -> tf.Tensor:

@@ -65,9 +65,11 @@ def main(_config: dict[str, Any], _run: Any) -> dict[str, float]:
     from sac.loop import Schedule, train_loop
     from sac.metrics import MetricsLogger
     from sac.replay import ReplayBuffer
+    from sac.seeding import RunSeeds
 
     seed = cfg["seed"]
-    np.random.seed(seed)
+    seeds = RunSeeds.from_seed(seed)
+    np.random.seed(seed)  # nothing here draws from the global generators; seeded for user code
     tf.random.set_seed(seed)
 
     # Environments: one to train on, one to evaluate on (seeded apart inside the loop).
@@ -86,8 +88,10 @@ def main(_config: dict[str, Any], _run: Any) -> dict[str, float]:
         learn_alpha=cfg["learn_alpha"], initial_alpha=cfg["initial_alpha"], actor_lr=cfg["actor_lr"],
         critic_lr=cfg["critic_lr"], alpha_lr=cfg["alpha_lr"],
     )
-    agent = SACAgent(obs_dim, low, high, cfg["hidden_sizes"], settings, seed=seed, jit_compile=cfg["jit_compile"])
-    buffer = ReplayBuffer(min(cfg["buffer_size"], cfg["total_steps"]), obs_dim, action_dim, seed=seed)
+    agent = SACAgent(obs_dim, low, high, cfg["hidden_sizes"], settings, seed=seeds.agent,
+                     jit_compile=cfg["jit_compile"])
+    # No larger than the run needs: a buffer that never wraps keeps every transition sampleable.
+    buffer = ReplayBuffer(min(cfg["buffer_size"], cfg["total_steps"] + 1), obs_dim, action_dim, seed=seeds.replay)
     logger = MetricsLogger(_run, run_dir, cfg["total_steps"])
     schedule = Schedule(
         total_steps=cfg["total_steps"], learning_starts=cfg["learning_starts"], batch_size=cfg["batch_size"],
@@ -105,7 +109,7 @@ def main(_config: dict[str, Any], _run: Any) -> dict[str, float]:
     print(f"sac: training {cfg['env_id']} for {cfg['total_steps']} steps (seed {seed}); run directory {run_dir}",
           flush=True)
     try:
-        train_loop(env=env, eval_env=eval_env, agent=agent, buffer=buffer, schedule=schedule, seed=seed,
+        train_loop(env=env, eval_env=eval_env, agent=agent, buffer=buffer, schedule=schedule, seeds=seeds,
                    logger=logger, save_checkpoint=save_checkpoint)
     finally:
         logger.close()

@@ -7,7 +7,8 @@ from gymnasium import spaces
 
 
 class _Base(gym.Env):
-    """A one-step-per-episode-free toy: the observation drifts with the action, reward -|obs|."""
+    """A toy: random observations from the env's own seeded generator, reward -|action|^2,
+    truncated after `horizon` steps."""
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, horizon: int = 20) -> None:
         self.observation_space = observation_space
@@ -16,11 +17,15 @@ class _Base(gym.Env):
         self._t = 0
 
     def _obs(self):
-        return self.observation_space.sample()
+        if isinstance(self.observation_space, spaces.Dict):
+            return {key: self.np_random.uniform(sub.low, sub.high).astype(np.float32)
+                    for key, sub in self.observation_space.spaces.items()}
+        if isinstance(self.observation_space, spaces.Box):
+            return self.np_random.uniform(self.observation_space.low, self.observation_space.high).astype(np.float32)
+        return "x"
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
-        self.observation_space.seed(seed)
         self._t = 0
         return self._obs(), {}
 

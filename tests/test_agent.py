@@ -71,13 +71,21 @@ def test_update_metrics_are_finite_and_acting_stays_in_the_box():
         assert np.all(actions >= LOW) and np.all(actions <= HIGH)
 
 
-def test_same_seed_same_updates_different_seed_different():
-    def run(seed):
-        agent = SACAgent(5, LOW, HIGH, [16, 16], SACSettings(target_entropy=-1.0), seed=seed)
-        for i in range(5):
-            agent.update(_batch(seed=i))
-        return agent.actor.get_weights()
+def test_the_noise_follows_the_seed_same_seed_same_updates_other_seed_other_updates():
+    """Agents that start from the same weights and differ only in the seed of their noise streams."""
+    start = SACAgent(5, LOW, HIGH, [16, 16], SACSettings(target_entropy=-1.0), seed=1, jit_compile=False)
+    initial = [net.get_weights() for net in (start.actor, start.critic, start.target_critic)]
 
-    first, again, other = run(1), run(1), run(2)
-    assert not _changed(first, again)
-    assert _changed(first, other)
+    def run(seed):
+        agent = SACAgent(5, LOW, HIGH, [16, 16], SACSettings(target_entropy=-1.0), seed=seed, jit_compile=False)
+        for net, weights in zip((agent.actor, agent.critic, agent.target_critic), initial):
+            net.set_weights(weights)
+        for i in range(3):
+            agent.update(_batch(seed=i))
+        return agent.actor.get_weights(), agent.act(_batch()["obs"][:4])
+
+    (after_first, acts_first), (after_again, acts_again), (after_other, acts_other) = run(1), run(1), run(2)
+    assert not _changed(after_first, after_again)
+    np.testing.assert_array_equal(acts_first, acts_again)
+    assert _changed(after_first, after_other)
+    assert not np.array_equal(acts_first, acts_other)

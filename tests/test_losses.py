@@ -43,7 +43,7 @@ def test_td_target_of_a_non_terminal_or_truncated_transition_bootstraps_from_the
 def test_critic_actor_and_alpha_losses_in_closed_form():
     q1, q2, y = tf.constant([1.0, 2.0]), tf.constant([3.0, 0.0]), tf.constant([2.0, 2.0])
     loss, metrics = losses.critic_loss(q1, q2, y)
-    assert float(loss) == pytest.approx((1 + 0) / 2 + (1 + 4) / 2)
+    assert float(loss) == pytest.approx(0.5 * ((1 + 0) / 2 + (1 + 4) / 2))
     assert float(metrics["q/mean"]) == pytest.approx(1.5)
     log_prob = tf.constant([-1.0, 0.5])
     loss, metrics = losses.actor_loss(log_prob, q1, q2, tf.constant(0.5))

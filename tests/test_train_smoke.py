@@ -58,7 +58,7 @@ def test_tensorboard_has_the_same_scalars(short_run: Path):
     assert [e.step for e in events.Tensors("eval/return_mean")] == [200, 400, 600]
 
 
-def test_checkpoint_acts_like_the_run_and_play_runs_it(short_run: Path):
+def test_checkpoint_loads_through_the_python_api_and_play_runs_it(short_run: Path):
     policy = checkpoint.load_policy(short_run)
     assert policy.step == 600 and policy.env_id == "Pendulum-v1"
     action = policy.act(np.zeros(3, np.float32))
