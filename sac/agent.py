@@ -70,6 +70,7 @@ class SACAgent:
 
         self._update_fn = tf.function(self._update, jit_compile=jit_compile)
         self._update_many_fn = tf.function(self._update_many, jit_compile=jit_compile)
+        self._train_and_explore_fn = tf.function(self._train_and_explore, jit_compile=jit_compile)
         self._explore_fn = tf.function(self._explore, jit_compile=jit_compile)
         self._mode_fn = tf.function(self.actor.mode, jit_compile=jit_compile)
 
@@ -133,6 +134,8 @@ class SACAgent:
                      terminated: tf.Tensor) -> dict[str, tf.Tensor]:
         """K gradient steps in one call, one per batch of the stacked [K, B, ...] inputs, in order."""
         metrics = self._update(obs[0], action[0], reward[0], next_obs[0], terminated[0])
+        if obs.shape[0] == 1:  # static: the default one-step call gets no loop at all
+            return metrics
         for i in tf.range(1, tf.shape(obs)[0]):
             metrics = self._update(obs[i], action[i], reward[i], next_obs[i], terminated[i])
         return metrics
@@ -141,6 +144,19 @@ class SACAgent:
         """len(batches["obs"]) gradient steps in one compiled call; the metrics of the last."""
         return self._update_many_fn(batches["obs"], batches["action"], batches["reward"], batches["next_obs"],
                                     batches["terminated"])
+
+    def _train_and_explore(self, obs: tf.Tensor, action: tf.Tensor, reward: tf.Tensor, next_obs: tf.Tensor,
+                           terminated: tf.Tensor, act_obs: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+        metrics = self._update_many(obs, action, reward, next_obs, terminated)
+        return metrics, self._explore(act_obs)
+
+    def train_and_act(self, batches: dict[str, np.ndarray], obs: np.ndarray) -> tuple[dict[str, tf.Tensor], np.ndarray]:
+        """K gradient steps on stacked [K, B, ...] batches, then sample actions for `obs` [N, O] from the
+        updated policy, all in one compiled call: the same arithmetic as `update_many` followed by
+        `act`, without paying a second call's fixed cost on every environment step."""
+        metrics, actions = self._train_and_explore_fn(batches["obs"], batches["action"], batches["reward"],
+                                                      batches["next_obs"], batches["terminated"], obs)
+        return metrics, actions.numpy()
 
     # --- Acting ---------------------------------------------------------------------------------------
     def _explore(self, obs: tf.Tensor) -> tf.Tensor:

@@ -42,6 +42,11 @@ def default_config():
     learn_alpha = True  # False: keep alpha = initial_alpha fixed (the paper's first version, 1801.01290)
     reward_scale = 1.0  # rewards are multiplied by this in the TD target (haarnoja18 MuJoCo: 0.1)
 
+    # --- Speed options (docs: README "Speed"); the defaults are the exact algorithm ------------------
+    num_envs = 1  # environments stepped together; total_steps counts the transitions of all of them
+    train_every = 1  # environment steps between update rounds (after learning_starts)
+    gradient_steps = 1  # updates per round, in one compiled call; updates per transition = gradient_steps / train_every
+
     # --- Evaluation, checkpoints, logging ---------------------------------------------------------
     eval_every = 2_000  # evaluate the deterministic policy every this many env steps, and at the end
     eval_episodes = 10  # episodes per evaluation, on an env seeded apart from the training env
@@ -159,14 +164,17 @@ def validate_config(cfg: dict[str, Any]) -> None:
     _check(_is_int(cfg["seed"]) and 0 <= cfg["seed"] < 2**31,
            f"seed must be an integer in [0, 2**31), got {cfg['seed']!r}")
     for key in ("total_steps", "batch_size", "buffer_size", "eval_every", "eval_episodes",
-                "checkpoint_every", "keep_checkpoints", "log_every"):
+                "checkpoint_every", "keep_checkpoints", "log_every", "num_envs", "train_every", "gradient_steps"):
         _check(_is_int(cfg[key]) and cfg[key] > 0, f"{key} must be a positive integer, got {cfg[key]!r}")
     for key in ("learning_starts", "num_threads"):
         _check(_is_int(cfg[key]) and cfg[key] >= 0,
                f"{key} must be a non-negative integer, got {cfg[key]!r}")
     _check(cfg["learning_starts"] <= cfg["total_steps"],
            f"learning_starts ({cfg['learning_starts']}) must not exceed total_steps ({cfg['total_steps']})")
-    _check(cfg["buffer_size"] >= 2, f"buffer_size must be at least 2, got {cfg['buffer_size']}")
+    _check(cfg["total_steps"] % cfg["num_envs"] == 0,
+           f"total_steps ({cfg['total_steps']}) must be a multiple of num_envs ({cfg['num_envs']})")
+    _check(cfg["buffer_size"] >= 2 * cfg["num_envs"],
+           f"buffer_size must be at least 2 * num_envs = {2 * cfg['num_envs']}, got {cfg['buffer_size']}")
     _check(cfg["batch_size"] <= cfg["buffer_size"],
            f"batch_size ({cfg['batch_size']}) must not exceed buffer_size ({cfg['buffer_size']})")
     for key in ("gamma", "tau"):

@@ -97,6 +97,13 @@ def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None, render_mode:
     return env
 
 
+def make_vector_env(env_id: str, env_kwargs: dict[str, Any] | None, num_envs: int) -> gym.vector.VectorEnv:
+    """`num_envs` copies stepped together in this process. At an episode's end the env is reset in
+    the same step (SAME_STEP autoreset) and its last observation is returned in info["final_obs"]."""
+    return gym.vector.SyncVectorEnv([lambda: make_env(env_id, env_kwargs) for _ in range(num_envs)],
+                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+
+
 def check_action_space(space: gym.Space) -> None:
     """SAC's squashed Gaussian needs a bounded continuous box."""
     if not isinstance(space, gym.spaces.Box):

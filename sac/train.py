@@ -61,7 +61,7 @@ def main(_config: dict[str, Any], _run: Any) -> dict[str, float]:
 
     from sac import checkpoint
     from sac.agent import SACAgent, SACSettings, default_target_entropy
-    from sac.envs import make_env, observation_dim
+    from sac.envs import make_env, make_vector_env, observation_dim
     from sac.loop import Schedule, train_loop
     from sac.metrics import MetricsLogger
     from sac.replay import ReplayBuffer
@@ -72,11 +72,12 @@ def main(_config: dict[str, Any], _run: Any) -> dict[str, float]:
     np.random.seed(seed)  # nothing here draws from the global generators; seeded for user code
     tf.random.set_seed(seed)
 
-    # Environments: one to train on, one to evaluate on (seeded apart inside the loop).
-    env = make_env(cfg["env_id"], cfg["env_kwargs"])
+    # Environments: num_envs to train on, one to evaluate on (seeded apart inside the loop).
+    envs = make_vector_env(cfg["env_id"], cfg["env_kwargs"], cfg["num_envs"])
     eval_env = make_env(cfg["env_id"], cfg["env_kwargs"])
-    obs_dim = observation_dim(env.observation_space)
-    low, high = env.action_space.low, env.action_space.high
+    observation_space = envs.single_observation_space
+    obs_dim = observation_dim(observation_space)
+    low, high = envs.single_action_space.low, envs.single_action_space.high
     action_dim = low.shape[0]
 
     target_entropy = cfg["target_entropy"]
@@ -91,17 +92,19 @@ def main(_config: dict[str, Any], _run: Any) -> dict[str, float]:
     agent = SACAgent(obs_dim, low, high, cfg["hidden_sizes"], settings, seed=seeds.agent,
                      jit_compile=cfg["jit_compile"])
     # No larger than the run needs: a buffer that never wraps keeps every transition sampleable.
-    buffer = ReplayBuffer(min(cfg["buffer_size"], cfg["total_steps"] + 1), obs_dim, action_dim, seed=seeds.replay)
+    buffer = ReplayBuffer(min(cfg["buffer_size"], cfg["total_steps"] + cfg["num_envs"]), obs_dim, action_dim,
+                          seed=seeds.replay, num_streams=cfg["num_envs"])
     logger = MetricsLogger(_run, run_dir, cfg["total_steps"])
     schedule = Schedule(
         total_steps=cfg["total_steps"], learning_starts=cfg["learning_starts"], batch_size=cfg["batch_size"],
         eval_every=cfg["eval_every"], eval_episodes=cfg["eval_episodes"],
-        checkpoint_every=cfg["checkpoint_every"], log_every=cfg["log_every"],
+        checkpoint_every=cfg["checkpoint_every"], log_every=cfg["log_every"], train_every=cfg["train_every"],
+        gradient_steps=cfg["gradient_steps"],
     )
 
     def save_checkpoint(step: int) -> None:
         payload = checkpoint.policy_payload(
-            step=step, config=cfg, observation_shape=env.observation_space.shape, action_low=low,
+            step=step, config=cfg, observation_shape=observation_space.shape, action_low=low,
             action_high=high, hidden_sizes=cfg["hidden_sizes"], actor_weights=agent.actor.get_weights(),
             critic_weights=agent.critic.get_weights())
         checkpoint.save_checkpoint(run_dir / "checkpoints", payload, keep=cfg["keep_checkpoints"])
@@ -109,11 +112,11 @@ def main(_config: dict[str, Any], _run: Any) -> dict[str, float]:
     print(f"sac: training {cfg['env_id']} for {cfg['total_steps']} steps (seed {seed}); run directory {run_dir}",
           flush=True)
     try:
-        train_loop(env=env, eval_env=eval_env, agent=agent, buffer=buffer, schedule=schedule, seeds=seeds,
+        train_loop(envs=envs, eval_env=eval_env, agent=agent, buffer=buffer, schedule=schedule, seeds=seeds,
                    logger=logger, save_checkpoint=save_checkpoint)
     finally:
         logger.close()
-        env.close()
+        envs.close()
         eval_env.close()
     final = {"eval/return_mean": logger.last("eval/return_mean")}
     print(f"sac: done; final eval return {final['eval/return_mean']:.1f}; run directory {run_dir}", flush=True)

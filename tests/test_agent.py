@@ -89,3 +89,34 @@ def test_the_noise_follows_the_seed_same_seed_same_updates_other_seed_other_upda
     np.testing.assert_array_equal(acts_first, acts_again)
     assert _changed(after_first, after_other)
     assert not np.array_equal(acts_first, acts_other)
+
+
+def test_fused_train_and_act_equals_separate_update_then_act():
+    """The training loop's one call per step does exactly what an update followed by an action does."""
+    fused = SACAgent(5, LOW, HIGH, [16, 16], SACSettings(target_entropy=-1.0), seed=4)
+    separate = SACAgent(5, LOW, HIGH, [16, 16], SACSettings(target_entropy=-1.0), seed=4)
+    obs = _batch()["obs"][:1]
+    for i in range(20):
+        batch = _batch(seed=i)
+        stacked = {k: v[None] for k, v in batch.items()}
+        metrics_fused, action_fused = fused.train_and_act(stacked, obs)
+        metrics_separate = separate.update(batch)
+        action_separate = separate.act(obs)
+        np.testing.assert_allclose(action_fused, action_separate, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(float(metrics_fused["loss/critic"]), float(metrics_separate["loss/critic"]),
+                                   rtol=1e-5)
+    for a, b in zip(fused.actor.get_weights() + fused.critic.get_weights(),
+                    separate.actor.get_weights() + separate.critic.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_update_many_makes_exactly_k_updates_in_order():
+    many = SACAgent(5, LOW, HIGH, [16, 16], SACSettings(target_entropy=-1.0), seed=5, jit_compile=False)
+    one_by_one = SACAgent(5, LOW, HIGH, [16, 16], SACSettings(target_entropy=-1.0), seed=5, jit_compile=False)
+    batches = [_batch(seed=i) for i in range(4)]
+    many.update_many({k: np.stack([b[k] for b in batches]) for k in batches[0]})
+    for b in batches:
+        one_by_one.update(b)
+    assert int(many.update_counter.numpy()) == 4
+    for a, b in zip(many.actor.get_weights(), one_by_one.actor.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
