@@ -27,7 +27,6 @@ class Schedule:
     learning_starts: int
     batch_size: int
     eval_every: int
-    eval_episodes: int
     checkpoint_every: int
     log_every: int
     train_every: int = 1  # env steps between update rounds
@@ -42,30 +41,29 @@ def _as_obs(obs: np.ndarray, num_envs: int) -> np.ndarray:
     return np.asarray(obs, np.float32).reshape(num_envs, -1)
 
 
-def evaluate(agent: SACAgent, env: gym.Env, episodes: int, seed: int) -> np.ndarray:
-    """Returns of `episodes` episodes of the deterministic policy (the squashed mean).
+def evaluate(agent: SACAgent, envs: gym.vector.VectorEnv, seed: int) -> np.ndarray:
+    """Returns of one episode per env of the deterministic policy (the squashed mean), all envs
+    stepped together so that each step is one batched policy call.
 
-    Every evaluation reseeds the env with the same seed, so each point of the learning curve is
-    measured from the same initial states.
+    Every evaluation resets with the same seed (env i gets seed + i), so each point of the learning
+    curve is measured from the same initial states.
     """
-    returns = np.zeros(episodes)
-    obs, _ = env.reset(seed=seed)
-    for episode in range(episodes):
-        if episode > 0:
-            obs, _ = env.reset()
-        done = False
-        while not done:
-            action = agent.act(_as_obs(obs, 1), deterministic=True)[0]
-            obs, reward, terminated, truncated, _ = env.step(action)
-            returns[episode] += float(reward)
-            done = terminated or truncated
+    n = envs.num_envs
+    obs, _ = envs.reset(seed=seed)
+    returns, done = np.zeros(n), np.zeros(n, bool)
+    while not done.all():
+        actions = agent.act(_as_obs(obs, n), deterministic=True)
+        obs, reward, terminated, truncated, _ = envs.step(actions)
+        returns += np.where(done, 0.0, reward)  # an env that finished was reset: ignore its new episode
+        done |= np.logical_or(terminated, truncated)
     return returns
 
 
-def train_loop(*, envs: gym.vector.VectorEnv, eval_env: gym.Env, agent: SACAgent, buffer: ReplayBuffer,
+def train_loop(*, envs: gym.vector.VectorEnv, eval_envs: gym.vector.VectorEnv, agent: SACAgent, buffer: ReplayBuffer,
                schedule: Schedule, seeds: RunSeeds, logger: MetricsLogger,
                save_checkpoint: Callable[[int], None]) -> None:
-    """`envs` is a vector env with autoreset_mode SAME_STEP (see sac.envs.make_vector_env)."""
+    """`envs` and `eval_envs` (one env per evaluation episode) are vector envs with autoreset_mode
+    SAME_STEP (see sac.envs.make_vector_env)."""
     n = envs.num_envs
     envs.action_space.seed(seeds.action_space)
     obs = _as_obs(envs.reset(seed=seeds.env)[0], n)
@@ -121,7 +119,7 @@ def train_loop(*, envs: gym.vector.VectorEnv, eval_env: gym.Env, agent: SACAgent
 
         # 4. Evaluate the deterministic policy on its own env.
         if schedule.is_due(previous_step, step, schedule.eval_every):
-            returns = evaluate(agent, eval_env, schedule.eval_episodes, seeds.eval_env)
+            returns = evaluate(agent, eval_envs, seeds.eval_env)
             logger.scalars({"eval/return_mean": returns.mean(), "eval/return_min": returns.min(),
                             "eval/return_max": returns.max(), "eval/return_std": returns.std()}, step)
 

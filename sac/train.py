@@ -61,7 +61,7 @@ def main(_config: dict[str, Any], _run: Any) -> dict[str, float]:
 
     from sac import checkpoint
     from sac.agent import SACAgent, SACSettings, default_target_entropy
-    from sac.envs import make_env, make_vector_env, observation_dim
+    from sac.envs import make_vector_env, observation_dim
     from sac.loop import Schedule, train_loop
     from sac.metrics import MetricsLogger
     from sac.replay import ReplayBuffer
@@ -72,9 +72,9 @@ def main(_config: dict[str, Any], _run: Any) -> dict[str, float]:
     np.random.seed(seed)  # nothing here draws from the global generators; seeded for user code
     tf.random.set_seed(seed)
 
-    # Environments: num_envs to train on, one to evaluate on (seeded apart inside the loop).
+    # Environments: num_envs to train on, one per evaluation episode (seeded apart inside the loop).
     envs = make_vector_env(cfg["env_id"], cfg["env_kwargs"], cfg["num_envs"])
-    eval_env = make_env(cfg["env_id"], cfg["env_kwargs"])
+    eval_envs = make_vector_env(cfg["env_id"], cfg["env_kwargs"], cfg["eval_episodes"])
     observation_space = envs.single_observation_space
     obs_dim = observation_dim(observation_space)
     low, high = envs.single_action_space.low, envs.single_action_space.high
@@ -97,7 +97,7 @@ def main(_config: dict[str, Any], _run: Any) -> dict[str, float]:
     logger = MetricsLogger(_run, run_dir, cfg["total_steps"])
     schedule = Schedule(
         total_steps=cfg["total_steps"], learning_starts=cfg["learning_starts"], batch_size=cfg["batch_size"],
-        eval_every=cfg["eval_every"], eval_episodes=cfg["eval_episodes"],
+        eval_every=cfg["eval_every"],
         checkpoint_every=cfg["checkpoint_every"], log_every=cfg["log_every"], train_every=cfg["train_every"],
         gradient_steps=cfg["gradient_steps"],
     )
@@ -112,12 +112,12 @@ def main(_config: dict[str, Any], _run: Any) -> dict[str, float]:
     print(f"sac: training {cfg['env_id']} for {cfg['total_steps']} steps (seed {seed}); run directory {run_dir}",
           flush=True)
     try:
-        train_loop(envs=envs, eval_env=eval_env, agent=agent, buffer=buffer, schedule=schedule, seeds=seeds,
+        train_loop(envs=envs, eval_envs=eval_envs, agent=agent, buffer=buffer, schedule=schedule, seeds=seeds,
                    logger=logger, save_checkpoint=save_checkpoint)
     finally:
         logger.close()
         envs.close()
-        eval_env.close()
+        eval_envs.close()
     final = {"eval/return_mean": logger.last("eval/return_mean")}
     print(f"sac: done; final eval return {final['eval/return_mean']:.1f}; run directory {run_dir}", flush=True)
     return final

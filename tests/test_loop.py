@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sac.agent import SACAgent, SACSettings
-from sac.envs import make_env, make_vector_env, observation_dim
+from sac.envs import make_vector_env, observation_dim
 from sac.loop import Schedule, train_loop
 from sac.metrics import MetricsLogger
 from sac.replay import ReplayBuffer
@@ -21,7 +21,7 @@ ENV_ID = "tests.custom_envs:DictObservation-v0"  # truncated (time limit) after 
 
 def _train(total_steps=50, learning_starts=30, num_envs=1, train_every=1, gradient_steps=1, eval_every=20,
            checkpoint_every=25, log_every=10):
-    envs, eval_env = make_vector_env(ENV_ID, {}, num_envs), make_env(ENV_ID)
+    envs, eval_envs = make_vector_env(ENV_ID, {}, num_envs), make_vector_env(ENV_ID, {}, 2)
     space = envs.single_action_space
     obs_dim = observation_dim(envs.single_observation_space)
     agent = SACAgent(obs_dim, space.low, space.high, [8], SACSettings(target_entropy=-1.0), seed=0,
@@ -29,10 +29,10 @@ def _train(total_steps=50, learning_starts=30, num_envs=1, train_every=1, gradie
     buffer = ReplayBuffer(100, obs_dim, space.low.shape[0], seed=0, num_streams=num_envs)
     logger = MetricsLogger(None, None, total_steps=total_steps, stream=io.StringIO())
     schedule = Schedule(total_steps=total_steps, learning_starts=learning_starts, batch_size=8,
-                        eval_every=eval_every, eval_episodes=2, checkpoint_every=checkpoint_every,
+                        eval_every=eval_every, checkpoint_every=checkpoint_every,
                         log_every=log_every, train_every=train_every, gradient_steps=gradient_steps)
     saved: list[int] = []
-    train_loop(envs=envs, eval_env=eval_env, agent=agent, buffer=buffer, schedule=schedule,
+    train_loop(envs=envs, eval_envs=eval_envs, agent=agent, buffer=buffer, schedule=schedule,
                seeds=RunSeeds.from_seed(0), logger=logger, save_checkpoint=saved.append)
     return agent, buffer, logger, saved
 
