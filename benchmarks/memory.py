@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""Replay memory: fill a buffer of Humanoid-v5's shapes (or any env's) with a million transitions
+and report its bytes and the process's peak resident memory.
+
+    pipenv run python benchmarks/memory.py [--env Humanoid-v5] [--transitions 1000000] [--episode-length 1000]
+
+The data are random; what is measured is the storage (float32 observations stored once, flags,
+and one final observation per episode), which does not depend on the values.
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sac.envs import make_env, observation_dim  # noqa: E402
+from sac.replay import ReplayBuffer  # noqa: E402
+
+GIB = 2.0**30
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--env", default="Humanoid-v5")
+    parser.add_argument("--transitions", type=int, default=1_000_000)
+    parser.add_argument("--episode-length", type=int, default=1000, help="steps per episode (time limit)")
+    args = parser.parse_args()
+
+    env = make_env(args.env)
+    obs_dim, action_dim = observation_dim(env.observation_space), env.action_space.shape[0]
+    env.close()
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    buffer = ReplayBuffer(args.transitions, obs_dim, action_dim, seed=0)
+    rng = np.random.default_rng(0)
+    chunk = rng.normal(size=(1024, obs_dim)).astype(np.float32)  # reused rows: the values do not matter
+    actions = rng.uniform(-0.4, 0.4, size=(1024, action_dim)).astype(np.float32)
+    start = time.perf_counter()
+    for i in range(args.transitions):
+        j = i % 1024
+        buffer.add(chunk[j], actions[j], 1.0, chunk[(j + 1) % 1024], False,
+                   (i + 1) % args.episode_length == 0)
+    fill_seconds = time.perf_counter() - start
+    batch = buffer.sample(256)  # sampling works on the full buffer
+    rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    per = ReplayBuffer.bytes_per_transition(obs_dim, action_dim)
+    print(f"env={args.env} obs_dim={obs_dim} action_dim={action_dim} transitions={len(buffer)} "
+          f"bytes_per_transition={per} buffer_bytes={buffer.nbytes} buffer_gib={buffer.nbytes / GIB:.3f} "
+          f"final_obs_rows={buffer.final_obs.shape[0]} naive_gib={args.transitions * (4 * (2 * obs_dim + action_dim + 1) + 2) / GIB:.3f} "
+          f"process_peak_rss_gib={rss_peak:.3f} rss_before_buffer_gib={rss_before:.3f} fill_seconds={fill_seconds:.0f} "
+          f"batch_obs_shape={batch['obs'].shape}")
+
+
+if __name__ == "__main__":
+    main()
