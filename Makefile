@@ -14,7 +14,8 @@ SUITE ?=
 setup: .venv/.synced
 
 .venv/.synced: Pipfile.lock
-	@$(PIPENV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --user pipenv \
+	@$(PIPENV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install pipenv \
+		|| $(PYTHON) -m pip install --user pipenv \
 		|| $(PYTHON) -m pip install --user --break-system-packages pipenv
 	$(PIPENV) sync --dev
 	@sh scripts/check_headless_rendering.sh
