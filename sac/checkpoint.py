@@ -194,8 +194,6 @@ class Policy:
         """The squashed-mean action (or a sampled one) for one observation [O] or a batch [B, O]."""
         import tensorflow as tf
 
-        from sac import squashed_gaussian
-
         obs = np.asarray(obs, np.float32)
         single = obs.ndim == len(self.observation_shape) and obs.shape == self.observation_shape
         batch = obs.reshape(1 if single else obs.shape[0], self.obs_dim)

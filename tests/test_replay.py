@@ -95,7 +95,6 @@ def test_terminated_and_truncated_are_stored_apart_and_truncation_keeps_its_fina
 
 
 def test_streams_keep_each_environment_s_episodes_apart():
-    rng = np.random.default_rng(1)
     buffer = ReplayBuffer(capacity=40, obs_dim=3, action_dim=2, seed=0, num_streams=2)
     naive = NaiveBuffer(1000)
     streams = [_episodes(np.random.default_rng(10), 15), _episodes(np.random.default_rng(11), 15)]
