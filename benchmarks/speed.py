@@ -6,7 +6,8 @@
 
 In one run, one measurement at a time (they share the two cores):
   limit  steady-state updates/s of the compiled update alone, 10 fused per call (batch 256,
-         256x256, the env's shapes): what the arithmetic allows on this machine;
+         256x256, the env's shapes): what the arithmetic allows on this machine; and the same
+         update one per call, whose extra time per update is the cost of a compiled call;
   loop   steady-state env steps/s of `python -m sac.train` itself after learning_starts (one update
          per env step, acting with the current policy, evaluation and checkpoints off, default
          logging), its peak resident memory and the seconds from launch to the first gradient step;
@@ -137,10 +138,15 @@ def main() -> None:
     results = []
     for env_id in args.envs.split(","):
         limit = measure_limit(env_id, args.limit_seconds, args.fused)
+        single = measure_limit(env_id, args.limit_seconds, 1)
         loop = measure_loop(env_id, args.loop_steps, args.learning_starts, args.extra)
         row = {"env": env_id, "limit_updates_per_second": limit["updates_per_second"],
                "loop_steps_per_second": loop["steps_per_second"],
                "ratio": loop["steps_per_second"] / limit["updates_per_second"],
+               # The same update, one per compiled call: what the exact loop could reach if the
+               # env, the replay buffer and acting cost nothing; the difference is TF's per-call cost.
+               "one_per_call_updates_per_second": single["updates_per_second"],
+               "per_call_cost_ms": 1000.0 / single["updates_per_second"] - 1000.0 / limit["updates_per_second"],
                "loop_peak_rss_mib": loop["peak_rss_mib"],
                "seconds_to_first_update": loop["seconds_to_first_update"]}
         if args.peers:
