@@ -1,19 +1,26 @@
-"""Policy checkpoints: `runs/<id>/checkpoints/model-<step>.pkl`, written by training, read by
-`sac.play`, the tests and users (`load_policy`).
+"""Checkpoint files, written by training and read by `sac.play`, resume, the tests and users.
 
-A checkpoint is a pickle of plain data only (dicts, lists, strings, numbers, bytes): numpy arrays
-are stored as (dtype, shape, raw bytes). Reading uses an unpickler that resolves no global at all,
-so a file crafted to run code when unpickled is refused before anything in it executes. A file is
-written to a temporary name, flushed to disk and renamed, so a crash never leaves a half-written
-file under a checkpoint's name.
+Two kinds live in `runs/<id>/checkpoints/`:
+  model-<step>.pkl   the policy (and critics): small, what `sac.play` and `load_policy` read;
+  state-<step>.pkl   the whole training state (sac/training_state.py): what `resume=` reads.
+
+A file is a pickle of plain data only (dicts, lists, strings, numbers, bytes, bytearrays): numpy
+arrays are stored as (dtype, shape, raw bytes). Reading uses an unpickler that resolves no global
+at all, so a file crafted to run code when unpickled is refused before anything in it executes.
+After the pickle comes a trailer (a marker, the pickle's length and its CRC-32), so a file that was
+cut short or damaged is detected before it is used. A file is written to a temporary name, flushed
+to disk and renamed, so a crash (even `kill -9`) never leaves a half-written file under a
+checkpoint's name, and a failed write (a full disk) leaves the older files as they were.
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import pickle
 import re
+import struct
+import sys
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,16 +30,24 @@ import numpy as np
 from sac.errors import UserError
 
 FORMAT = "sac-policy"
-VERSION = 1
-_NAME = re.compile(r"^model-(\d+)\.pkl$")
+STATE_FORMAT = "sac-training-state"
+VERSION = 2
+_NAMES = {"model": re.compile(r"^model-(\d+)\.pkl$"), "state": re.compile(r"^state-(\d+)\.pkl$")}
+_TRAILER = struct.Struct("<8sQI")  # marker, pickle length, CRC-32 of the pickle
+_MARKER = b"SAC-END1"
 
 
 # --- Plain-data encoding ----------------------------------------------------------------------------
 
 def _encode(value: Any) -> Any:
     if isinstance(value, np.ndarray):
-        return {"__ndarray__": True, "dtype": value.dtype.str, "shape": list(value.shape),
-                "data": np.ascontiguousarray(value).tobytes()}
+        if value.dtype.hasobject:
+            raise TypeError("object arrays cannot be stored in a checkpoint")
+        # A PickleBuffer is written straight from the array's memory (no copy of a large replay
+        # buffer) and read back as a bytearray: a built-in type, no global needed.
+        data = value if value.flags.c_contiguous else value.copy(order="C")  # (ascontiguousarray makes 0-d 1-d)
+        return {"__ndarray__": True, "dtype": data.dtype.str, "shape": list(data.shape),
+                "data": pickle.PickleBuffer(data.reshape(-1).view(np.uint8) if data.size else b"")}
     if isinstance(value, dict):
         return {str(k): _encode(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -48,7 +63,9 @@ def _decode(value: Any) -> Any:
             dtype = np.dtype(value["dtype"])
             if dtype.hasobject:
                 raise ValueError("object arrays are not allowed")
-            return np.frombuffer(value["data"], dtype=dtype).reshape(value["shape"]).copy()
+            data = value["data"]
+            array = np.frombuffer(data, dtype=dtype).reshape(value["shape"])
+            return array if isinstance(data, bytearray) else array.copy()  # bytes are read-only
         return {k: _decode(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_decode(v) for v in value]
@@ -69,8 +86,29 @@ class _PlainDataUnpickler(pickle.Unpickler):
 
 # --- Writing -----------------------------------------------------------------------------------------
 
-def checkpoint_path(directory: Path, step: int) -> Path:
-    return Path(directory) / f"model-{step}.pkl"
+def checkpoint_path(directory: Path, step: int, kind: str = "model") -> Path:
+    return Path(directory) / f"{kind}-{step}.pkl"
+
+
+class _ChecksummingWriter:
+    """A file wrapper that keeps the length and CRC-32 of everything written through it."""
+
+    def __init__(self, file: Any) -> None:
+        self._file, self.length, self.crc = file, 0, 0
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self.crc = zlib.crc32(view, self.crc)
+        self.length += view.nbytes
+        return self._file.write(view)
+
+
+def _fsync_directory(directory: Path) -> None:
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -86,11 +124,28 @@ def write_atomically(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+    _fsync_directory(path.parent)
+
+
+def write_payload(path: Path, payload: dict[str, Any]) -> None:
+    """Pickle `payload` (plain data and numpy arrays) to `path` atomically, with the trailer.
+
+    An OSError (a full disk, a quota) propagates after the temporary file is removed; whatever
+    `path` held before is untouched."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        with open(tmp, "wb") as f:
+            writer = _ChecksummingWriter(f)
+            pickle.Pickler(writer, protocol=5).dump(_encode(payload))
+            f.write(_TRAILER.pack(_MARKER, writer.length, writer.crc))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
 
 
 def policy_payload(*, step: int, config: dict[str, Any], observation_shape: Sequence[int],
@@ -113,26 +168,99 @@ def policy_payload(*, step: int, config: dict[str, Any], observation_shape: Sequ
     }
 
 
-def save_checkpoint(directory: Path, payload: dict[str, Any], keep: int) -> Path:
-    """Write model-<step>.pkl atomically, then delete all but the newest `keep` checkpoints."""
+def save_checkpoint(directory: Path, payload: dict[str, Any], keep: int, kind: str = "model") -> Path:
+    """Write <kind>-<step>.pkl atomically, then delete all but the newest `keep` of that kind.
+    Older files are deleted only after the new one is complete on disk."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    path = checkpoint_path(directory, payload["step"])
-    write_atomically(path, pickle.dumps(_encode(payload), protocol=pickle.HIGHEST_PROTOCOL))
-    for old in list_checkpoints(directory)[:-keep]:
+    path = checkpoint_path(directory, payload["step"], kind)
+    write_payload(path, payload)
+    for old in list_checkpoints(directory, kind)[:-keep]:
         old.unlink(missing_ok=True)
     return path
 
 
 # --- Reading -----------------------------------------------------------------------------------------
 
-def list_checkpoints(directory: Path) -> list[Path]:
-    """model-<step>.pkl files in `directory`, oldest step first."""
+def list_checkpoints(directory: Path, kind: str = "model") -> list[Path]:
+    """<kind>-<step>.pkl files in `directory` (kind "model" or "state"), oldest step first."""
     directory = Path(directory)
     if not directory.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := _NAME.match(p.name))]
+    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := _NAMES[kind].match(p.name))]
     return [p for _, p in sorted(found)]
+
+
+def read_payload(path: Path) -> dict[str, Any]:
+    """Read a checkpoint file: check its trailer, then unpickle it without resolving any global.
+    Any problem is a UserError naming the file and the reason."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist")
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            trailer = None
+            if size >= _TRAILER.size:
+                f.seek(size - _TRAILER.size)
+                marker, length, crc = _TRAILER.unpack(f.read(_TRAILER.size))
+                if marker == _MARKER and length == size - _TRAILER.size:
+                    trailer = crc
+            f.seek(0)
+            if trailer is None:
+                # No intact trailer: cut short, damaged, or not ours. Read it anyway with the
+                # plain-data unpickler (it runs nothing) only to say which.
+                try:
+                    _PlainDataUnpickler(f).load()
+                except _ForbiddenGlobal as exc:
+                    raise UserError(f"refusing checkpoint {path}: {exc}") from None
+                except Exception:
+                    raise UserError(f"checkpoint {path} is damaged or truncated (its end marker is missing)") from None
+                raise UserError(f"{path} is not a sac checkpoint file (it has no sac end marker)")
+            crc = 0
+            remaining = size - _TRAILER.size
+            while remaining > 0:
+                chunk = f.read(min(remaining, 1 << 24))
+                if not chunk:
+                    break
+                crc = zlib.crc32(chunk, crc)
+                remaining -= len(chunk)
+            if remaining or crc != trailer:
+                raise UserError(f"checkpoint {path} is damaged (its checksum does not match)")
+            f.seek(0)
+            raw = _PlainDataUnpickler(f).load()
+    except OSError as exc:
+        raise UserError(f"cannot read checkpoint {path}: {exc.strerror}") from None
+    except _ForbiddenGlobal as exc:
+        raise UserError(f"refusing checkpoint {path}: {exc}") from None
+    except UserError:
+        raise
+    except Exception as exc:  # corrupt bytes raise many different errors
+        raise UserError(f"checkpoint {path} is damaged or truncated ({type(exc).__name__})") from None
+    try:
+        return _decode(raw)
+    except Exception as exc:
+        raise UserError(f"checkpoint {path} is damaged ({type(exc).__name__}: {exc})") from None
+
+
+def warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def load_newest_state(directory: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The newest training state in a checkpoints/ directory that reads back whole, or None if
+    there is none. Damaged or half-written ones are skipped with a warning (the previous one is used)."""
+    for path in reversed(list_checkpoints(directory, "state")):
+        try:
+            payload = read_payload(path)
+        except UserError as exc:
+            warn(f"{exc}; trying the previous training state")
+            continue
+        if payload.get("format") != STATE_FORMAT or payload.get("version") != VERSION:
+            warn(f"{path} is not a training state of this sac version; trying the previous one")
+            continue
+        return path, payload
+    return None
 
 
 def latest_checkpoint(run_dir: Path) -> Path:
@@ -147,18 +275,7 @@ def latest_checkpoint(run_dir: Path) -> Path:
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Read and check a checkpoint; any problem is a UserError naming the file."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint {path} does not exist")
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise UserError(f"cannot read checkpoint {path}: {exc.strerror}") from None
-    try:
-        payload = _decode(_PlainDataUnpickler(io.BytesIO(raw)).load())
-    except _ForbiddenGlobal as exc:
-        raise UserError(f"refusing checkpoint {path}: {exc}") from None
-    except Exception as exc:  # truncated or corrupt bytes raise many different errors
-        raise UserError(f"checkpoint {path} is damaged or truncated ({type(exc).__name__})") from None
+    payload = read_payload(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise UserError(f"{path} is not a sac policy checkpoint")
     if payload.get("version") != VERSION:
@@ -209,6 +326,14 @@ class Policy:
 def load_policy(path: Path) -> Policy:
     """The Python API: `load_policy("runs/1")` or `load_policy("runs/1/checkpoints/model-20000.pkl")`."""
     path = Path(path)
-    if path.is_dir():
-        path = latest_checkpoint(path)
-    return Policy(load_checkpoint(path))
+    if not path.is_dir():
+        return Policy(load_checkpoint(path))
+    latest_checkpoint(path)  # a clear error when there is none
+    directory = path / "checkpoints" if list_checkpoints(path / "checkpoints") else path
+    candidates = list_checkpoints(directory)
+    for older in reversed(candidates[1:]):  # the newest that reads back whole; damaged ones are skipped
+        try:
+            return Policy(load_checkpoint(older))
+        except UserError as exc:
+            warn(f"{exc}; trying the previous checkpoint")
+    return Policy(load_checkpoint(candidates[0]))

@@ -2,6 +2,7 @@
 loading refuses anything that is not plain data."""
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 from pathlib import Path
@@ -78,9 +79,61 @@ def test_truncated_foreign_and_missing_files_are_refused_clearly(tmp_path: Path)
         checkpoint.load_checkpoint(truncated)
     foreign = tmp_path / "foreign.pkl"
     foreign.write_bytes(pickle.dumps({"some": "dict"}))
-    with pytest.raises(UserError, match="not a sac policy checkpoint"):
+    with pytest.raises(UserError, match="not a sac checkpoint"):
         checkpoint.load_checkpoint(foreign)
     with pytest.raises(UserError, match="does not exist"):
         checkpoint.load_checkpoint(tmp_path / "nothing.pkl")
     with pytest.raises(UserError, match="no checkpoint"):
         checkpoint.latest_checkpoint(tmp_path / "empty")
+
+
+def test_a_damaged_byte_is_detected_by_the_checksum(tmp_path: Path):
+    path = checkpoint.save_checkpoint(tmp_path, _payload()[0], keep=5)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one bit, inside the weights: the pickle itself still parses
+    path.write_bytes(bytes(data))
+    with pytest.raises(UserError, match="checksum does not match"):
+        checkpoint.load_checkpoint(path)
+
+
+def _state(step: int) -> dict:
+    return {"format": checkpoint.STATE_FORMAT, "version": checkpoint.VERSION, "step": step,
+            "big": np.arange(100_000, dtype=np.float32) + step}
+
+
+def test_the_newest_intact_training_state_is_used_and_damaged_ones_are_skipped_with_a_warning(tmp_path: Path, capsys):
+    for step in (100, 200, 300):
+        checkpoint.save_checkpoint(tmp_path, _state(step), keep=3, kind="state")
+    newest = tmp_path / "state-300.pkl"
+    newest.write_bytes(newest.read_bytes()[:-1000])  # cut short, as by a crash mid-copy
+    middle = tmp_path / "state-200.pkl"
+    data = bytearray(middle.read_bytes())
+    data[5000] ^= 0xFF
+    middle.write_bytes(bytes(data))
+    (tmp_path / ".state-400.pkl.tmp-12345").write_bytes(b"half written")  # what kill -9 mid-write leaves
+    path, payload = checkpoint.load_newest_state(tmp_path)
+    assert path == tmp_path / "state-100.pkl" and payload["step"] == 100
+    np.testing.assert_array_equal(payload["big"], _state(100)["big"])
+    warnings = capsys.readouterr().err
+    assert "state-300.pkl is damaged or truncated" in warnings and "state-200.pkl is damaged" in warnings
+    assert checkpoint.load_newest_state(tmp_path / "nothing") is None
+
+
+def test_a_full_disk_leaves_the_previous_checkpoint_intact_and_no_temporary_file(tmp_path: Path, monkeypatch):
+    checkpoint.save_checkpoint(tmp_path, _state(100), keep=1, kind="state")
+    before = (tmp_path / "state-100.pkl").read_bytes()
+    real_open = open
+
+    def open_full_disk(path, mode="r", *args, **kwargs):  # writes go to /dev/full: ENOSPC from the kernel
+        if "w" in mode and Path(path).name.startswith(".state-200"):
+            Path(path).touch()  # the temporary file exists, as it would on a real disk
+            return real_open("/dev/full", mode, *args, **kwargs)
+        return real_open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "open", open_full_disk, raising=False)
+    with pytest.raises(OSError) as raised:
+        checkpoint.save_checkpoint(tmp_path, _state(200), keep=1, kind="state")
+    assert raised.value.errno == errno.ENOSPC
+    assert sorted(os.listdir(tmp_path)) == ["state-100.pkl"]  # no new file, no temporary, no pruning
+    assert (tmp_path / "state-100.pkl").read_bytes() == before
+    assert checkpoint.load_newest_state(tmp_path)[1]["step"] == 100
