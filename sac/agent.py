@@ -63,8 +63,9 @@ class SACAgent:
         self.alpha_optimizer.build([self.log_alpha])
 
         # Two random streams: (update_key, n) for the updates, (act_key, n) for acting.
-        self._update_key = tf.constant(update_key, tf.int64)
-        self._act_key = tf.constant(act_key, tf.int64)
+        # Variables, not constants, so that a restored training state carries its own noise streams.
+        self._update_key = tf.Variable(update_key, dtype=tf.int64, trainable=False, name="update_key")
+        self._act_key = tf.Variable(act_key, dtype=tf.int64, trainable=False, name="act_key")
         self.update_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="update_counter")
         self.act_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="act_counter")
 
@@ -75,12 +76,54 @@ class SACAgent:
         self._explore_fn = tf.function(self._explore, jit_compile=jit_compile)
         self._mode_fn = tf.function(self.actor.mode, jit_compile=jit_compile)
 
+    # --- The whole learning state, as numpy arrays (sac/training_state.py saves it) --------------------
+    def _state_variables(self) -> dict[str, list]:
+        return {
+            "actor": self.actor.weights, "critic": self.critic.weights, "target_critic": self.target_critic.weights,
+            "actor_optimizer": self.actor_optimizer.variables, "critic_optimizer": self.critic_optimizer.variables,
+            "alpha_optimizer": self.alpha_optimizer.variables,
+            "scalars": [self.log_alpha, self.update_counter, self.act_counter, self._update_key, self._act_key],
+        }
+
+    def get_state(self) -> dict[str, list[np.ndarray]]:
+        """Every variable the update reads or writes: weights, target weights, Adam's step counts and
+        moments, log(alpha) and the noise counters. Explicit lists, not tf.train.Checkpoint: Keras 3
+        checkpoints can silently miss layers (keras-team/keras#19425); tests compare every variable."""
+        return {group: [np.array(v.numpy()) for v in variables] for group, variables in self._state_variables().items()}
+
+    def set_state(self, state: dict[str, list[np.ndarray]]) -> None:
+        """Restore `get_state()`'s output; ValueError naming the first variable that does not fit."""
+        groups = self._state_variables()
+        if set(state) != set(groups):
+            raise ValueError(f"agent state has parts {sorted(state)}, expected {sorted(groups)}")
+        for group, variables in groups.items():
+            values = state[group]
+            if len(values) != len(variables):
+                raise ValueError(f"{group}: {len(values)} arrays for {len(variables)} variables")
+            for variable, value in zip(variables, values):
+                if tuple(np.shape(value)) != tuple(variable.shape):
+                    raise ValueError(f"{group}/{variable.name}: shape {np.shape(value)} != {tuple(variable.shape)}")
+        for group, variables in groups.items():
+            for variable, value in zip(variables, state[group]):
+                variable.assign(np.asarray(value, dtype=np.asarray(variable.numpy()).dtype))
+
+    def nonfinite_variables(self) -> list[str]:
+        """Names of the variables holding NaN or inf (none, in a healthy run)."""
+        bad = []
+        for group, variables in self._state_variables().items():
+            for variable in variables:
+                value = np.asarray(variable.numpy())
+                if value.dtype.kind == "f" and not np.isfinite(value).all():
+                    bad.append(f"{group}/{variable.name}")
+        return bad
+
     @property
     def alpha(self) -> tf.Tensor:
         return tf.exp(tf.convert_to_tensor(self.log_alpha))
 
     def _noise(self, key: tf.Tensor, counter: tf.Variable, stream: int, batch: int) -> tf.Tensor:
-        return tf.random.stateless_normal([batch, self.action_dim], seed=tf.stack([key, 4 * counter + stream]))
+        return tf.random.stateless_normal([batch, self.action_dim],
+                                          seed=tf.stack([tf.convert_to_tensor(key), 4 * counter + stream]))
 
     # --- The update (Algorithm 1, one gradient step) -------------------------------------------------
     def _update(self, obs: tf.Tensor, action: tf.Tensor, reward: tf.Tensor, next_obs: tf.Tensor,

@@ -14,6 +14,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.utils import seeding
 
 from sac.errors import UserError
 
@@ -97,10 +98,38 @@ def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None, render_mode:
     return env
 
 
+class EpisodeStartRecorder(gym.Wrapper):
+    """Remembers the random state each episode starts from, so a resumed run can start the same
+    episode again: the env's own state (MuJoCo's simulator, say) is not saved in a checkpoint, but
+    an unseeded reset draws its initial state from the env's generator, whose state is plain data."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.episode_start: dict[str, Any] | None = None
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        if seed is not None:
+            self.episode_start = {"seed": int(seed)}
+        else:
+            self.episode_start = {"rng": self.env.unwrapped.np_random.bit_generator.state}
+        return self.env.reset(seed=seed, options=options)
+
+    def restart_episode(self, episode_start: dict[str, Any]) -> None:
+        """Arrange that the next unseeded reset() starts the episode recorded in `episode_start`."""
+        if "rng" in episode_start:
+            generator = np.random.Generator(np.random.PCG64())
+            generator.bit_generator.state = episode_start["rng"]
+            self.env.unwrapped.np_random = generator
+        else:
+            self.env.unwrapped.np_random, _ = seeding.np_random(episode_start["seed"])
+
+
 def make_vector_env(env_id: str, env_kwargs: dict[str, Any] | None, num_envs: int) -> gym.vector.VectorEnv:
     """`num_envs` copies stepped together in this process. At an episode's end the env is reset in
-    the same step (SAME_STEP autoreset) and its last observation is returned in info["final_obs"]."""
-    return gym.vector.SyncVectorEnv([lambda: make_env(env_id, env_kwargs) for _ in range(num_envs)],
+    the same step (SAME_STEP autoreset) and its last observation is returned in info["final_obs"].
+    Each copy records where its episode started (EpisodeStartRecorder)."""
+    return gym.vector.SyncVectorEnv([lambda: EpisodeStartRecorder(make_env(env_id, env_kwargs))
+                                     for _ in range(num_envs)],
                                     autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
 
 

@@ -94,6 +94,64 @@ class ReplayBuffer:
             self._free_rows.extend(range(new - 1, old - 1, -1))
         return self._free_rows.pop()
 
+    def mark_last_truncated(self) -> None:
+        """End each stream's newest transition as truncated, keeping its true next observation.
+
+        Used when a resumed run restarts the episode that was under way (the env's own state is not
+        saved): the reset observation goes into the slot that held that transition's next
+        observation, so the next observation moves to the side table first. A cut-off episode is a
+        truncation, like a time limit: its last transition still bootstraps."""
+        if self._stream_size == 0:
+            return
+        last = self._starts + (self._head - 1) % self.stream_capacity
+        following = self._starts + self._head
+        for slot, next_slot in zip(last, following):
+            if self.final_row[slot] < 0 and not self.terminated[slot]:
+                row = self._allocate_row()
+                self.final_obs[row] = self.obs[next_slot]
+                self.final_row[slot] = row
+                self.truncated[slot] = True
+
+    # --- Saving and restoring (a resumed run continues with the same contents and sampler) ---------
+    def _stored_slots(self) -> int:
+        """Slots per stream holding data: the transitions, plus the head slot's next observation."""
+        return self.stream_capacity if self._stream_size == self.stream_capacity else self._stream_size + 1
+
+    def get_state(self) -> dict:
+        n = self._stored_slots()
+
+        def per_stream(a: np.ndarray) -> np.ndarray:
+            return a.reshape(self.num_streams, self.stream_capacity, *a.shape[1:])[:, :n]
+
+        return {
+            "capacity": self.capacity, "num_streams": self.num_streams, "obs_dim": self.obs.shape[1],
+            "action_dim": self.action.shape[1], "head": self._head, "stream_size": self._stream_size,
+            "obs": per_stream(self.obs), "action": per_stream(self.action), "reward": per_stream(self.reward),
+            "terminated": per_stream(self.terminated), "truncated": per_stream(self.truncated),
+            "final_row": per_stream(self.final_row), "final_obs": self.final_obs,
+            "free_rows": list(self._free_rows), "rng": self._rng.bit_generator.state,
+        }
+
+    def set_state(self, state: dict) -> None:
+        """Load `get_state()` output. The capacity may grow (a run extended with a larger total_steps)
+        as long as the saved buffer never wrapped around; otherwise it must match."""
+        if (state["obs_dim"], state["action_dim"]) != (self.obs.shape[1], self.action.shape[1]):
+            raise ValueError(f"replay buffer holds observations of {state['obs_dim']} and actions of "
+                             f"{state['action_dim']} numbers; this run needs {self.obs.shape[1]} and {self.action.shape[1]}")
+        if state["num_streams"] != self.num_streams:
+            raise ValueError(f"replay buffer has {state['num_streams']} streams; this run has {self.num_streams}")
+        n = state["obs"].shape[1]
+        wrapped = state["stream_size"] == state["capacity"] // state["num_streams"]
+        if (wrapped and state["capacity"] != self.capacity) or n > self.stream_capacity:
+            raise ValueError(f"replay buffer of capacity {state['capacity']} does not fit this run's {self.capacity}")
+        for name in ("obs", "action", "reward", "terminated", "truncated", "final_row"):
+            target = getattr(self, name)
+            target.reshape(self.num_streams, self.stream_capacity, *target.shape[1:])[:, :n] = state[name]
+        self.final_obs = np.array(state["final_obs"], np.float32).reshape(-1, self.obs.shape[1])
+        self._free_rows = [int(r) for r in state["free_rows"]]
+        self._head, self._stream_size = int(state["head"]), int(state["stream_size"])
+        self._rng.bit_generator.state = state["rng"]
+
     # --- Sampling -----------------------------------------------------------------------------------
     def _valid_per_stream(self) -> int:
         # Once a stream is full, its head slot's observation has been overwritten by the newest
