@@ -50,8 +50,9 @@ def default_config():
     # --- Evaluation, checkpoints, logging ---------------------------------------------------------
     eval_every = 2_000  # evaluate the deterministic policy every this many env steps, and at the end
     eval_episodes = 10  # episodes per evaluation, on an env seeded apart from the training env
-    checkpoint_every = 10_000  # write runs/<id>/checkpoints/model-<step>.pkl this often, and at the end
-    keep_checkpoints = 5  # keep the newest this many checkpoints
+    checkpoint_every = 10_000  # save the policy (model-<step>.pkl) and the training state (state-<step>.pkl) this often, and at the end
+    keep_checkpoints = 5  # keep the newest this many policy checkpoints (and the newest 2 training states)
+    resume = None  # "runs/<id>": continue that stopped run from its newest training state (README "Resume")
     log_every = 1_000  # log losses, alpha, entropy, Q and steps/s, and print progress, this often
     num_threads = 0  # TensorFlow CPU threads (0: TensorFlow's default, all cores); 1 runs seeds side by side
     jit_compile = True  # compile the update and the policy with XLA (False: plain tf.function graphs)
@@ -144,10 +145,14 @@ def _check(ok: bool, message: str) -> None:
         raise UserError(message)
 
 
-def known_entries() -> set[str]:
+def defaults() -> dict[str, Any]:
     from sacred.config import ConfigScope
 
-    return set(ConfigScope(default_config)())
+    return dict(ConfigScope(default_config)())
+
+
+def known_entries() -> set[str]:
+    return set(defaults())
 
 
 def validate_config(cfg: dict[str, Any]) -> None:
@@ -186,5 +191,7 @@ def validate_config(cfg: dict[str, Any]) -> None:
            f"hidden_sizes must be a non-empty list of positive integers, got {sizes!r}")
     _check(cfg["target_entropy"] is None or _is_real(cfg["target_entropy"]),
            f"target_entropy must be None or a finite number, got {cfg['target_entropy']!r}")
+    _check(cfg.get("resume") is None or (isinstance(cfg["resume"], str) and cfg["resume"].strip() != ""),
+           f"resume must be a run directory such as runs/3, got {cfg.get('resume')!r}")
     for key in ("learn_alpha", "jit_compile"):
         _check(isinstance(cfg[key], bool), f"{key} must be True or False, got {cfg[key]!r}")

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -37,11 +38,65 @@ class Schedule:
         return step // every > previous_step // every or (step >= self.total_steps > previous_step)
 
 
+class EnvFault(Exception):
+    """The environment raised, or returned a non-finite number, during `phase` at env step `step`."""
+
+    def __init__(self, step: int, phase: str, cause: BaseException) -> None:
+        super().__init__(f"{phase} at step {step}: {type(cause).__name__}: {cause}")
+        self.step, self.phase, self.cause = step, phase, cause
+
+
+class NonFiniteError(Exception):
+    """An update produced NaN or inf in the named quantities at env step `step`."""
+
+    def __init__(self, step: int, quantities: list[str]) -> None:
+        super().__init__(f"non-finite {', '.join(quantities)} at step {step}")
+        self.step, self.quantities = step, quantities
+
+
+@dataclass
+class LoopState:
+    """Where the loop is: enough, with the agent, the replay buffer and the env generators, to go on
+    exactly as if it had not stopped (sac/training_state.py saves it)."""
+
+    step: int = 0
+    pending: int = 0  # transitions after learning_starts not yet paid for by an update round
+    episode_return: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    episode_length: np.ndarray = field(default_factory=lambda: np.zeros(1, int))
+    update_metrics: dict[str, float] | None = None  # the latest update's metrics (logged every log_every)
+    actions: np.ndarray | None = None  # the policy's actions for the current observations, if computed
+
+    def to_plain(self) -> dict[str, Any]:
+        return {"step": self.step, "pending": self.pending, "episode_return": self.episode_return,
+                "episode_length": self.episode_length, "update_metrics": self.update_metrics,
+                "actions": self.actions}
+
+    @classmethod
+    def from_plain(cls, data: dict[str, Any]) -> "LoopState":
+        return cls(step=int(data["step"]), pending=int(data["pending"]),
+                   episode_return=np.asarray(data["episode_return"], float),
+                   episode_length=np.asarray(data["episode_length"], int),
+                   update_metrics=data["update_metrics"], actions=data["actions"])
+
+
+def _env_call(step: int, phase: str, call: Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except Exception as exc:
+        raise EnvFault(step, phase, exc) from exc
+
+
+def _check_env_output(step: int, next_obs: np.ndarray, reward: np.ndarray) -> None:
+    if not (np.isfinite(next_obs).all() and np.isfinite(reward).all()):
+        what = "reward" if not np.isfinite(reward).all() else "observation"
+        raise EnvFault(step, "step", ValueError(f"the env returned a non-finite {what}"))
+
+
 def _as_obs(obs: np.ndarray, num_envs: int) -> np.ndarray:
     return np.asarray(obs, np.float32).reshape(num_envs, -1)
 
 
-def evaluate(agent: SACAgent, envs: gym.vector.VectorEnv, seed: int) -> np.ndarray:
+def evaluate(agent: SACAgent, envs: gym.vector.VectorEnv, seed: int, step: int = 0) -> np.ndarray:
     """Returns of one episode per env of the deterministic policy (the squashed mean), all envs
     stepped together so that each step is one batched policy call.
 
@@ -49,11 +104,11 @@ def evaluate(agent: SACAgent, envs: gym.vector.VectorEnv, seed: int) -> np.ndarr
     curve is measured from the same initial states.
     """
     n = envs.num_envs
-    obs, _ = envs.reset(seed=seed)
+    obs, _ = _env_call(step, "evaluation reset", lambda: envs.reset(seed=seed))
     returns, done = np.zeros(n), np.zeros(n, bool)
     while not done.all():
         actions = agent.act(_as_obs(obs, n), deterministic=True)
-        obs, reward, terminated, truncated, _ = envs.step(actions)
+        obs, reward, terminated, truncated, _ = _env_call(step, "evaluation step", lambda: envs.step(actions))
         returns += np.where(done, 0.0, reward)  # an env that finished was reset: ignore its new episode
         done |= np.logical_or(terminated, truncated)
     return returns
@@ -61,17 +116,38 @@ def evaluate(agent: SACAgent, envs: gym.vector.VectorEnv, seed: int) -> np.ndarr
 
 def train_loop(*, envs: gym.vector.VectorEnv, eval_envs: gym.vector.VectorEnv, agent: SACAgent, buffer: ReplayBuffer,
                schedule: Schedule, seeds: RunSeeds, logger: MetricsLogger,
-               save_checkpoint: Callable[[int], None]) -> None:
-    """`envs` and `eval_envs` (one env per evaluation episode) are vector envs with autoreset_mode
-    SAME_STEP (see sac.envs.make_vector_env)."""
+               save_checkpoint: Callable[[int, LoopState], None], resume: LoopState | None = None,
+               stop_requested: Callable[[], bool] = lambda: False) -> LoopState:
+    """Run to schedule.total_steps, or until stop_requested() turns true (then the state is saved at
+    the step reached). `envs` and `eval_envs` (one env per evaluation episode) are vector envs with
+    autoreset_mode SAME_STEP (see sac.envs.make_vector_env).
+
+    With `resume` (a LoopState saved by an earlier run, whose agent, replay buffer and env generators
+    the caller has restored), the loop goes on from that step: the warm-up is not repeated, and the
+    episodes under way restart from the same initial states (a reset with the saved generators).
+    Returns the final LoopState."""
     n = envs.num_envs
-    envs.action_space.seed(seeds.action_space)
-    obs = _as_obs(envs.reset(seed=seeds.env)[0], n)
-    episode_return, episode_length = np.zeros(n), np.zeros(n, int)
-    update_metrics = None
-    actions = None  # the policy's actions for `obs`, when the previous step's fused call computed them
-    pending = 0  # transitions collected after learning_starts and not yet paid for by an update round
-    step, window_start, window_step = 0, time.perf_counter(), 0
+    if resume is None:
+        envs.action_space.seed(seeds.action_space)
+        obs = _as_obs(_env_call(0, "reset", lambda: envs.reset(seed=seeds.env))[0], n)
+        state = LoopState(episode_return=np.zeros(n), episode_length=np.zeros(n, int))
+    else:
+        state = resume
+        obs = _as_obs(_env_call(state.step, "reset", lambda: envs.reset())[0], n)
+        if state.episode_length.any():
+            # Episodes were under way: they start again from their first state, so their stored
+            # last transitions end there (truncated), and the actions computed for them are stale.
+            buffer.mark_last_truncated()
+            state.episode_return[:], state.episode_length[:] = 0.0, 0
+            state.actions = None
+    step, pending, actions = state.step, state.pending, state.actions
+    episode_return, episode_length, update_metrics = state.episode_return, state.episode_length, state.update_metrics
+    first_update_logged = update_metrics is not None
+    window_start, window_step = time.perf_counter(), step
+
+    def snapshot() -> LoopState:
+        return LoopState(step=step, pending=pending, episode_return=episode_return.copy(),
+                         episode_length=episode_length.copy(), update_metrics=update_metrics, actions=actions)
 
     while step < schedule.total_steps:
         previous_step, step = step, step + n
@@ -85,8 +161,9 @@ def train_loop(*, envs: gym.vector.VectorEnv, eval_envs: gym.vector.VectorEnv, a
         # 2. Step the envs and store the transitions. A time-limit end (truncated) is kept apart
         #    from a true end (terminated): only the latter stops bootstrapping. At an episode's end
         #    the vector env has already reset that env; its last observation is in final_obs.
-        next_obs, reward, terminated, truncated, info = envs.step(actions)
+        next_obs, reward, terminated, truncated, info = _env_call(step, "step", lambda: envs.step(actions))
         next_obs = _as_obs(next_obs, n)
+        _check_env_output(step, next_obs, reward)
         ended = np.logical_or(terminated, truncated)
         stored_next = next_obs
         if ended.any():
@@ -112,28 +189,36 @@ def train_loop(*, envs: gym.vector.VectorEnv, eval_envs: gym.vector.VectorEnv, a
             rounds, pending = divmod(pending, schedule.train_every)
             if rounds > 0:
                 k = rounds * schedule.gradient_steps
-                first_update = update_metrics is None
-                update_metrics, actions = agent.train_and_act(buffer.sample_stack(k, schedule.batch_size), obs)
-                if first_update:
+                metrics, actions = agent.train_and_act(buffer.sample_stack(k, schedule.batch_size), obs)
+                update_metrics = {name: float(value) for name, value in metrics.items()}
+                # A NaN or inf stops the run here, before anything is logged or saved from it.
+                bad = [name for name, value in update_metrics.items() if not np.isfinite(value)]
+                if bad:
+                    raise NonFiniteError(step, bad)
+                if not first_update_logged:
+                    first_update_logged = True
                     logger.note("first_update_time", time.time())  # start-up cost, read by benchmarks/speed.py
 
         # 4. Evaluate the deterministic policy on its own env.
         if schedule.is_due(previous_step, step, schedule.eval_every):
-            returns = evaluate(agent, eval_envs, seeds.eval_env)
+            returns = evaluate(agent, eval_envs, seeds.eval_env, step)
             logger.scalars({"eval/return_mean": returns.mean(), "eval/return_min": returns.min(),
                             "eval/return_max": returns.max(), "eval/return_std": returns.std()}, step)
 
         # 5. Log losses, temperature, entropy, Q and speed; print progress.
         if schedule.is_due(previous_step, step, schedule.log_every):
             if update_metrics is not None:
-                logger.scalars({name: value.numpy() for name, value in update_metrics.items()}, step)
+                logger.scalars(update_metrics, step)
             now = time.perf_counter()
             steps_per_second = (step - window_step) / (now - window_start)
             window_start, window_step = now, step
             logger.scalar("train/steps_per_second", steps_per_second, step)
             logger.progress(step, steps_per_second)
 
-        # 6. Checkpoint the policy.
-        if schedule.is_due(previous_step, step, schedule.checkpoint_every):
-            save_checkpoint(step)
+        # 6. Checkpoint the policy and the whole training state; on a stop request, save and return.
+        if schedule.is_due(previous_step, step, schedule.checkpoint_every) or stop_requested():
+            save_checkpoint(step, snapshot())
+            if stop_requested():
+                break
     logger.flush()
+    return snapshot()

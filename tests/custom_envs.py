@@ -51,6 +51,33 @@ class TextObservation(_Base):
         super().__init__(spaces.Text(8), spaces.Box(-1, 1, (1,), np.float32))
 
 
+class CrashesAtStep700(_Base):
+    """Raises inside step() on its 700th step: a simulator that blows up mid-run."""
+
+    def __init__(self):
+        super().__init__(spaces.Box(-1, 1, (3,), np.float32), spaces.Box(-1, 1, (1,), np.float32))
+        self._steps_taken = 0
+
+    def step(self, action):
+        self._steps_taken += 1
+        if self._steps_taken == 700:
+            raise RuntimeError("simulator diverged")
+        return super().step(action)
+
+
+class NaNRewardAtStep50(_Base):
+    def __init__(self):
+        super().__init__(spaces.Box(-1, 1, (3,), np.float32), spaces.Box(-1, 1, (1,), np.float32))
+        self._steps_taken = 0
+
+    def step(self, action):
+        self._steps_taken += 1
+        obs, reward, terminated, truncated, info = super().step(action)
+        return obs, (float("nan") if self._steps_taken == 50 else reward), terminated, truncated, info
+
+
 gym.register("UnboundedAction-v0", entry_point=UnboundedAction)
+gym.register("CrashesAtStep700-v0", entry_point=CrashesAtStep700)
+gym.register("NaNRewardAtStep50-v0", entry_point=NaNRewardAtStep50)
 gym.register("DictObservation-v0", entry_point=DictObservation)
 gym.register("TextObservation-v0", entry_point=TextObservation)

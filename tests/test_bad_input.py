@@ -1,6 +1,11 @@
 """Bad input fails fast with one clear line, no traceback, a non-zero exit and no run directory."""
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import pickle
+import shutil
 from pathlib import Path
 
 import pytest
@@ -62,7 +67,7 @@ def test_dict_observations_are_flattened_and_asymmetric_boxes_train(workdir: Pat
                 "eval_every=1000000", "checkpoint_every=1000000", "eval_episodes=1", "hidden_sizes=[8]",
                 "batch_size=8", "log_every=30")
     assert read_metrics(run)["eval/return_mean"]["steps"] == [60]
-    assert [p.name for p in (run / "checkpoints").iterdir()] == ["model-60.pkl"]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["model-60.pkl", "state-60.pkl"]
     result = run_cli(["-m", "sac.play", str(run), "--no-render"], workdir)
     assert result.returncode == 0 and "mean return" in result.stdout, result.stderr
 
@@ -78,3 +83,71 @@ def test_play_refuses_missing_foreign_and_mismatched_checkpoints(workdir: Path):
     _assert_one_line_error(run_cli(["-m", "sac.play", "MountainCarContinuous-v0", str(run), "--no-render"],
                                    workdir), "observations have shape (2,)")
     _assert_one_line_error(run_cli(["-m", "sac.play", str(run), "--video", "out.avi"], workdir), "--video")
+
+
+# --- Resume and play of runs and files that cannot work -------------------------------------------------
+
+@pytest.fixture(scope="module")
+def finished_runs(tmp_path_factory) -> Path:
+    """A directory with runs/1: a short Pendulum run with training states at steps 150 and 300."""
+    cwd = tmp_path_factory.mktemp("resume_inputs")
+    train(cwd, "total_steps=300", "learning_starts=200", "checkpoint_every=150", "eval_every=300",
+          "eval_episodes=1", "hidden_sizes=[16]", "batch_size=16", "log_every=100")
+    run = cwd / "runs" / "1"
+    other_env = cwd / "runs" / "2"  # a run whose config names another env than its states were written for
+    shutil.copytree(run, other_env)
+    config = json.loads((other_env / "config.json").read_text())
+    config["env_id"] = "MountainCarContinuous-v0"
+    (other_env / "config.json").write_text(json.dumps(config))
+    damaged = cwd / "runs" / "3"  # every training state cut short
+    shutil.copytree(run, damaged)
+    for state in (damaged / "checkpoints").glob("state-*.pkl"):
+        state.write_bytes(state.read_bytes()[:1000])
+    for path in (run / "checkpoints").glob("model-*.pkl"):  # play inputs: truncated and malicious files
+        (cwd / "truncated.pkl").write_bytes(path.read_bytes()[:-100])
+    return cwd
+
+
+def _tree_digest(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("updates, fragments", [
+    (["resume=runs/99"], ["resume: no run directory 'runs/99'"]),
+    (["resume=5"], ["resume must be a run directory"]),
+    (["resume=runs/1", "total_steps=200"], ["total_steps=200 is below step 300"]),
+    (["resume=runs/1", "env_id=HalfCheetah-v5"], ["resume keeps runs/1's config: env_id='HalfCheetah-v5'",
+                                                  "only total_steps and num_threads can change"]),
+    (["resume=runs/1", "seed=4"], ["seed=4 would change it (it was 0)"]),
+    (["half_cheetah", "resume=runs/1"], ["drop the named config 'half_cheetah'"]),
+    (["resume=runs/2", "total_steps=400"], ["was written for env 'Pendulum-v1'", "'MountainCarContinuous-v0'"]),
+    (["resume=runs/3", "total_steps=400"], ["runs/3 has no usable training state"]),
+])
+def test_resume_refuses_what_cannot_work_and_changes_nothing_on_disk(finished_runs: Path, updates, fragments):
+    before = _tree_digest(finished_runs)
+    result = run_cli(["-m", "sac.train", "with", *updates], finished_runs, timeout=120)
+    _assert_one_line_error(result, *fragments)
+    assert _tree_digest(finished_runs) == before
+
+
+class _RunsAShellCommand:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_play_refuses_truncated_and_malicious_checkpoints_and_runs_nothing(finished_runs: Path):
+    before = _tree_digest(finished_runs)
+    result = run_cli(["-m", "sac.play", "truncated.pkl", "--no-render"], finished_runs)
+    _assert_one_line_error(result, "truncated.pkl is damaged or truncated")
+    marker = finished_runs / "pwned"
+    evil = finished_runs / "evil.pkl"
+    evil.write_bytes(pickle.dumps({"format": "sac-policy", "x": _RunsAShellCommand(marker)}))
+    result = run_cli(["-m", "sac.play", str(evil), "--no-render"], finished_runs)
+    _assert_one_line_error(result, "refusing checkpoint", "posix.system", "plain data only")
+    assert not marker.exists()
+    evil.unlink()
+    assert _tree_digest(finished_runs) == before

@@ -33,12 +33,13 @@ def _train(total_steps=50, learning_starts=30, num_envs=1, train_every=1, gradie
                         log_every=log_every, train_every=train_every, gradient_steps=gradient_steps)
     saved: list[int] = []
     train_loop(envs=envs, eval_envs=eval_envs, agent=agent, buffer=buffer, schedule=schedule,
-               seeds=RunSeeds.from_seed(0), logger=logger, save_checkpoint=saved.append)
+               seeds=RunSeeds.from_seed(0), logger=logger,
+               save_checkpoint=lambda step, _state: saved.append(step))
     return agent, buffer, logger, saved
 
 
 def _steps(logger, name):
-    return [s for s, _ in logger.history.get(name, [])]
+    return [entry[0] for entry in logger.history.get(name, [])]
 
 
 def test_time_limit_ends_are_stored_as_truncated_updates_start_after_warm_up_and_phases_fire_on_time():

@@ -33,7 +33,9 @@ def test_run_directory_holds_every_artefact(short_run: Path):
     assert json.loads((short_run / "run.json").read_text())["status"] == "COMPLETED"
     assert json.loads((short_run / "config.json").read_text())["total_steps"] == 600
     assert list(short_run.glob("events.out.tfevents.*"))
-    assert sorted(p.name for p in (short_run / "checkpoints").iterdir()) == ["model-400.pkl", "model-600.pkl"]
+    # keep_checkpoints=2 policies; always the newest 2 training states
+    assert sorted(p.name for p in (short_run / "checkpoints").iterdir()) == ["model-400.pkl", "model-600.pkl",
+                                                                              "state-400.pkl", "state-600.pkl"]
     assert "step 600/600" in (short_run / "cout.txt").read_text()
 
 

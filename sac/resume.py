@@ -1,0 +1,127 @@
+"""`python -m sac.train with resume=runs/<id> [total_steps=N]`: find where a stopped run can go on.
+
+Nothing here imports TensorFlow: a resume that cannot work (no such run, no usable training state,
+a config change that would make it a different experiment, a finished run) is refused in about a
+second, before Sacred creates a run directory.
+
+The resumed part is a new run directory (Sacred gives each run its own) that points back:
+  runs/<new>/resume.json     {"resumed_from": "runs/<old>", "state": ".../state-<step>.pkl", "step": ...}
+  runs/<old>/resumed_by.json {"run_dir": "runs/<new>", "step": ...}
+and the old run's metrics.json and TensorBoard files are rewritten to exactly the metrics its
+training state recorded (up to the state's step), so that runs/ as a whole holds every step's
+metrics once. A run resumed from a run that never saved a state of its own continues from that
+run's own origin (its resume.json), and the run in between is emptied of metrics.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sac import checkpoint
+from sac.errors import UserError
+
+# Entries a resume may change: more steps, and the CPU threads of the machine it now runs on.
+CHANGEABLE = ("total_steps", "num_threads")
+
+
+@dataclass
+class ResumePlan:
+    run_dir: Path  # the run the user named
+    state_path: Path  # the training state it continues from
+    payload: dict[str, Any]  # that state, loaded and checked
+    chain: list[Path]  # run_dir, then its origins up to (and including) the run that owns the state
+
+
+_PLAN: ResumePlan | None = None  # set by plan(), read by sac.train's main in the same process
+
+
+def _read_json(path: Path) -> Any | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _find_state(run_dir: Path, chain: list[Path]) -> tuple[Path, dict[str, Any]]:
+    chain.append(run_dir)
+    found = checkpoint.load_newest_state(run_dir / "checkpoints")
+    if found is not None:
+        return found
+    origin = _read_json(run_dir / "resume.json")
+    if origin and "resumed_from" in origin and len(chain) < 1000:
+        parent = Path(origin["resumed_from"])
+        if parent.is_dir():
+            return _find_state(parent, chain)
+    raise UserError(f"{run_dir} has no usable training state (checkpoints/state-<step>.pkl); it was stopped "
+                    "before its first checkpoint, or its states are damaged: start it again")
+
+
+def plan(config: dict[str, Any], cli_updates: dict[str, Any] | None, named_configs: list[str] | None) -> dict[str, Any]:
+    """Check a resume request and return the config updates that make this run continue it: the
+    stopped run's own config, with total_steps and num_threads as given on the command line.
+    A finished run (nothing left to do) prints so and exits with status 0."""
+    global _PLAN
+    run_dir = Path(config["resume"])
+    if not isinstance(config["resume"], str) or not run_dir.is_dir():
+        raise UserError(f"resume: no run directory {config['resume']!r}")
+    old_config = _read_json(run_dir / "config.json")
+    if not isinstance(old_config, dict):
+        raise UserError(f"resume: {run_dir} has no readable config.json; is it a sac run directory?")
+    if named_configs:
+        raise UserError(f"resume continues {run_dir} with its own config; drop the named config "
+                        f"{named_configs[0]!r} (only {' and '.join(CHANGEABLE)} can change)")
+    for key, value in (cli_updates or {}).items():
+        top = key.split(".")[0]
+        if top in ("resume", *CHANGEABLE):
+            continue
+        if top not in old_config or (top == key and old_config[top] != value) or top != key:
+            raise UserError(f"resume keeps {run_dir}'s config: {key}={value!r} would change it "
+                            f"(it was {old_config.get(top)!r}); only {' and '.join(CHANGEABLE)} can change")
+    successor = _read_json(run_dir / "resumed_by.json")
+    if successor and Path(successor.get("run_dir", "")).is_dir():
+        raise UserError(f"{run_dir} was already resumed as {successor['run_dir']}; resume that run instead")
+
+    chain: list[Path] = []
+    state_path, payload = _find_state(run_dir, chain)
+    updates = {key: value for key, value in old_config.items() if key not in ("resume", *CHANGEABLE)}
+    for key in CHANGEABLE:
+        given = (cli_updates or {}).get(key)
+        updates[key] = given if given is not None else old_config.get(key, config[key])
+    updates["resume"] = str(config["resume"])
+    step = int(payload["step"])
+    if step >= updates["total_steps"]:
+        if step > updates["total_steps"]:
+            raise UserError(f"total_steps={updates['total_steps']} is below step {step}, where {run_dir} stopped")
+        print(f"sac: {run_dir} already finished: its training state is at step {step} of total_steps={step}. "
+              f"Nothing to do (add total_steps=N to train it further).", flush=True)
+        raise SystemExit(0)
+    if payload.get("config", {}).get("env_id") != updates["env_id"]:
+        raise UserError(f"resume: {state_path} was written for env {payload.get('config', {}).get('env_id')!r}, "
+                        f"but {run_dir}/config.json says {updates['env_id']!r}")
+    _PLAN = ResumePlan(run_dir=run_dir, state_path=state_path, payload=payload, chain=chain)
+    return updates
+
+
+def current_plan() -> ResumePlan:
+    if _PLAN is None:
+        raise UserError("resume: the training state was not loaded (run sac.train from the command line)")
+    return _PLAN
+
+
+def mark_resumed(plan_: ResumePlan, new_run_dir: Path) -> None:
+    """Record the link both ways and make the stopped runs' metrics agree with the state."""
+    from sac.metrics import rewrite_run_metrics
+
+    step = int(plan_.payload["step"])
+    for run in plan_.chain:
+        # The run that owns the state keeps exactly what the state recorded; runs in between (resumed
+        # but stopped before their first state) logged only steps after it, which are redone now.
+        history = plan_.payload["metrics"]["history"] if run == plan_.chain[-1] else {}
+        rewrite_run_metrics(run, {name: [tuple(e) for e in entries] for name, entries in history.items()})
+    checkpoint.write_atomically(new_run_dir / "resume.json", json.dumps(
+        {"resumed_from": str(plan_.run_dir.resolve()), "state": str(plan_.state_path.resolve()), "step": step},
+        indent=2).encode())
+    checkpoint.write_atomically(plan_.run_dir / "resumed_by.json", json.dumps(
+        {"run_dir": str(Path(new_run_dir).resolve()), "step": step}, indent=2).encode())
