@@ -108,7 +108,7 @@ def evaluate(agent: SACAgent, envs: gym.vector.VectorEnv, seed: int, step: int =
     returns, done = np.zeros(n), np.zeros(n, bool)
     while not done.all():
         actions = agent.act(_as_obs(obs, n), deterministic=True)
-        obs, reward, terminated, truncated, _ = _env_call(step, "evaluation step", lambda: envs.step(actions))
+        obs, reward, terminated, truncated, _ = _env_call(step, "evaluation step", lambda a=actions: envs.step(a))
         returns += np.where(done, 0.0, reward)  # an env that finished was reset: ignore its new episode
         done |= np.logical_or(terminated, truncated)
     return returns
@@ -161,7 +161,7 @@ def train_loop(*, envs: gym.vector.VectorEnv, eval_envs: gym.vector.VectorEnv, a
         # 2. Step the envs and store the transitions. A time-limit end (truncated) is kept apart
         #    from a true end (terminated): only the latter stops bootstrapping. At an episode's end
         #    the vector env has already reset that env; its last observation is in final_obs.
-        next_obs, reward, terminated, truncated, info = _env_call(step, "step", lambda: envs.step(actions))
+        next_obs, reward, terminated, truncated, info = _env_call(step, "step", lambda a=actions: envs.step(a))
         next_obs = _as_obs(next_obs, n)
         _check_env_output(step, next_obs, reward)
         ended = np.logical_or(terminated, truncated)
