@@ -151,3 +151,17 @@ def test_play_refuses_truncated_and_malicious_checkpoints_and_runs_nothing(finis
     assert not marker.exists()
     evil.unlink()
     assert _tree_digest(finished_runs) == before
+
+
+def test_resume_skips_a_damaged_newest_state_with_a_warning_and_uses_the_previous_one(finished_runs: Path, tmp_path):
+    cwd = tmp_path
+    shutil.copytree(finished_runs / "runs" / "1", cwd / "runs" / "1")
+    newest = cwd / "runs" / "1" / "checkpoints" / "state-300.pkl"
+    newest.write_bytes(newest.read_bytes()[:-50])  # cut short, as by a disk that lost its tail
+    (newest.parent / ".state-450.pkl.tmp-4242").write_bytes(b"half")  # what kill -9 mid-write leaves
+    result = run_cli(["-m", "sac.train", "with", "resume=runs/1", "total_steps=400"], cwd)
+    assert result.returncode == 0, result.stderr[-3000:]
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1 and "state-300.pkl is damaged or truncated" in warnings[0], result.stderr
+    assert json.loads((cwd / "runs" / "2" / "resume.json").read_text())["step"] == 150
+    assert read_metrics(cwd / "runs" / "2")["eval/return_mean"]["steps"] == [300, 400]
