@@ -79,3 +79,69 @@ def test_vector_envs_store_every_transition_of_every_env_and_count_steps_over_al
     assert _steps(logger, "train/episode_return") == [60, 60, 60]
     assert _steps(logger, "eval/return_mean") == [21, 42, 60]  # the first iteration at or past each multiple
     assert saved == [27, 51, 60]
+
+
+def _parts(num_envs: int, total_steps: int, schedule_kwargs: dict, seed: int = 0):
+    envs, eval_envs = make_vector_env(ENV_ID, {}, num_envs), make_vector_env(ENV_ID, {}, 2)
+    space = envs.single_action_space
+    obs_dim = observation_dim(envs.single_observation_space)
+    agent = SACAgent(obs_dim, space.low, space.high, [8], SACSettings(target_entropy=-1.0), seed=seed,
+                     jit_compile=False)
+    buffer = ReplayBuffer(200, obs_dim, space.low.shape[0], seed=seed, num_streams=num_envs)
+    logger = MetricsLogger(None, None, total_steps=total_steps, stream=io.StringIO())
+    schedule = Schedule(total_steps=total_steps, batch_size=8, **schedule_kwargs)
+    return envs, eval_envs, agent, buffer, logger, schedule
+
+
+@pytest.mark.parametrize("num_envs, train_every, gradient_steps", [(1, 1, 1), (2, 3, 2)])
+def test_a_loop_stopped_between_episodes_and_resumed_equals_the_loop_left_alone(num_envs, train_every,
+                                                                                  gradient_steps):
+    from sac import training_state
+
+    total, stop_at = 160, 80  # 20-step episodes: step 80 is between episodes for 1 or 2 envs
+    kwargs = dict(learning_starts=30, eval_every=40, checkpoint_every=1000, log_every=10,
+                  train_every=train_every, gradient_steps=gradient_steps)
+    seeds = RunSeeds.from_seed(0)
+
+    envs, eval_envs, agent, buffer, logger, schedule = _parts(num_envs, total, kwargs)
+    train_loop(envs=envs, eval_envs=eval_envs, agent=agent, buffer=buffer, schedule=schedule, seeds=seeds,
+               logger=logger, save_checkpoint=lambda step, state: None)
+    alone_agent, alone_logger = agent, logger
+
+    # First part: a stop request at step 80 (as a SIGTERM handler would make); the state is captured
+    # the way sac.train saves it.
+    envs, eval_envs, agent, buffer, logger, schedule = _parts(num_envs, total, kwargs)
+    saved = {}
+
+    def save(step, loop_state):
+        saved["payload"] = training_state.capture(
+            config={"env_id": ENV_ID}, run_dir="x", resumed_from=None, agent=agent, buffer=buffer, envs=envs,
+            loop_state=loop_state, metrics_record=logger.record(), observation_shape=(5,))
+
+    stopped = train_loop(envs=envs, eval_envs=eval_envs, agent=agent, buffer=buffer, schedule=schedule, seeds=seeds,
+                         logger=logger, save_checkpoint=save, stop_requested=lambda: logger_step(logger) >= stop_at)
+    assert stopped.step == stop_at and saved["payload"]["step"] == stop_at
+    first_logger = logger
+
+    # Second part: fresh objects (other seeds, so nothing matches by accident), restored, resumed.
+    envs, eval_envs, agent, buffer, logger, schedule = _parts(num_envs, total, kwargs, seed=7)
+    resume = training_state.restore(saved["payload"], agent=agent, buffer=buffer, envs=envs)
+    final = train_loop(envs=envs, eval_envs=eval_envs, agent=agent, buffer=buffer, schedule=schedule, seeds=seeds,
+                       logger=logger, save_checkpoint=lambda step, state: None, resume=resume)
+    assert final.step == total
+
+    a, b = alone_agent.get_state(), agent.get_state()
+    for group in a:
+        for x, y in zip(a[group], b[group], strict=True):
+            np.testing.assert_array_equal(x, y, err_msg=group)
+    for name, entries in alone_logger.history.items():
+        if name == "train/steps_per_second":
+            continue
+        joined = first_logger.history.get(name, []) + logger.history.get(name, [])
+        assert [(s, v) for s, v, _ in joined] == [(s, v) for s, v, _ in entries], name
+
+
+def logger_step(logger) -> int:
+    """The step of the latest logged progress (the loop logs steps/s every log_every steps)."""
+    entries = logger.history.get("train/steps_per_second", [])
+    return entries[-1][0] if entries else 0
