@@ -276,6 +276,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     """Read and check a checkpoint; any problem is a UserError naming the file."""
     path = Path(path)
     payload = read_payload(path)
+    if isinstance(payload, dict) and payload.get("format") == STATE_FORMAT:
+        raise UserError(f"{path} is a training state (for resume=); the policy of that step is in "
+                        f"{Path(path).with_name(Path(path).name.replace('state-', 'model-'))}")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise UserError(f"{path} is not a sac policy checkpoint")
     if payload.get("version") != VERSION:

@@ -137,3 +137,9 @@ def test_a_full_disk_leaves_the_previous_checkpoint_intact_and_no_temporary_file
     assert sorted(os.listdir(tmp_path)) == ["state-100.pkl"]  # no new file, no temporary, no pruning
     assert (tmp_path / "state-100.pkl").read_bytes() == before
     assert checkpoint.load_newest_state(tmp_path)[1]["step"] == 100
+
+
+def test_a_training_state_given_where_a_policy_is_expected_points_to_the_policy(tmp_path: Path):
+    path = checkpoint.save_checkpoint(tmp_path, _state(100), keep=1, kind="state")
+    with pytest.raises(UserError, match="is a training state .*model-100.pkl"):
+        checkpoint.load_checkpoint(path)
