@@ -15,6 +15,8 @@ run's own origin (its resume.json), and the run in between is emptied of metrics
 from __future__ import annotations
 
 import json
+import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,25 @@ def _read_json(path: Path) -> Any | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+
+
+def record_process(run_dir: Path) -> None:
+    """Note which process trains in run_dir, so that resume can refuse a run that is still alive."""
+    checkpoint.write_atomically(Path(run_dir) / "process.json", json.dumps(
+        {"pid": os.getpid(), "host": socket.gethostname()}).encode())
+
+
+def _still_running(run_dir: Path) -> int | None:
+    """The pid of the sac.train process still training in run_dir on this machine, if any."""
+    process = _read_json(run_dir / "process.json")
+    if not isinstance(process, dict) or process.get("host") != socket.gethostname():
+        return None
+    pid = process.get("pid")
+    try:
+        cmdline = Path(f"/proc/{int(pid)}/cmdline").read_bytes()
+    except (OSError, TypeError, ValueError):
+        return None
+    return int(pid) if b"sac.train" in cmdline else None
 
 
 def _find_state(run_dir: Path, chain: list[Path]) -> tuple[Path, dict[str, Any]]:
@@ -79,6 +100,10 @@ def plan(config: dict[str, Any], cli_updates: dict[str, Any] | None, named_confi
         if top not in old_config or (top == key and old_config[top] != value) or top != key:
             raise UserError(f"resume keeps {run_dir}'s config: {key}={value!r} would change it "
                             f"(it was {old_config.get(top)!r}); only {' and '.join(CHANGEABLE)} can change")
+    pid = _still_running(run_dir)
+    if pid is not None:
+        raise UserError(f"{run_dir} is still running (process {pid}); stop it first (SIGTERM saves its state), "
+                        "then resume it")
     successor = _read_json(run_dir / "resumed_by.json")
     if successor and Path(successor.get("run_dir", "")).is_dir():
         raise UserError(f"{run_dir} was already resumed as {successor['run_dir']}; resume that run instead")

@@ -91,6 +91,7 @@ def _configure_tensorflow(num_threads: int) -> None:
 def main(_config: dict[str, Any], _run: Any) -> dict[str, float]:
     cfg = dict(_config)
     run_dir = _run_directory(_run)
+    resume_module.record_process(run_dir)
 
     # SIGTERM (a scheduler's preemption) and SIGINT (Ctrl-C): finish the step, save, exit non-zero.
     # Installed first, so a signal during start-up also ends in a saved state at the first step.

@@ -149,6 +149,8 @@ def test_a_signal_saves_the_state_exits_non_zero_and_resume_finishes_with_no_gap
         return line.startswith("step ") and int(line.split()[1].split("/")[0]) >= 1100
 
     _wait_for(proc, past_warm_up, "step 1100")
+    alive = run_cli(["-m", "sac.train", "with", "resume=runs/1"], tmp_path)  # while it still trains: refused
+    assert alive.returncode == 1 and f"runs/1 is still running (process {proc.pid})" in alive.stderr, alive.stderr
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == status, err[-3000:]
