@@ -21,7 +21,7 @@ import re
 import struct
 import sys
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -111,13 +111,15 @@ def _fsync_directory(directory: Path) -> None:
         os.close(dir_fd)
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that `path` is either absent, its old content, or complete."""
+def _write_via_temporary(path: Path, write: Callable[[Any], None]) -> None:
+    """Call write(file) on a temporary file beside `path`, flush it to disk, then rename it to `path`:
+    `path` is either absent, its old content, or complete. On any error (a full disk, say) the
+    temporary file is removed and the error propagates; `path` is untouched."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -125,27 +127,22 @@ def write_atomically(path: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_directory(path.parent)
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write `data` to `path` atomically (see _write_via_temporary)."""
+    _write_via_temporary(path, lambda f: f.write(data))
 
 
 def write_payload(path: Path, payload: dict[str, Any]) -> None:
-    """Pickle `payload` (plain data and numpy arrays) to `path` atomically, with the trailer.
+    """Pickle `payload` (plain data and numpy arrays) to `path` atomically, then the trailer."""
 
-    An OSError (a full disk, a quota) propagates after the temporary file is removed; whatever
-    `path` held before is untouched."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            writer = _ChecksummingWriter(f)
-            pickle.Pickler(writer, protocol=5).dump(_encode(payload))
-            f.write(_TRAILER.pack(_MARKER, writer.length, writer.crc))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)
+    def write(f: Any) -> None:
+        writer = _ChecksummingWriter(f)
+        pickle.Pickler(writer, protocol=5).dump(_encode(payload))
+        f.write(_TRAILER.pack(_MARKER, writer.length, writer.crc))
+
+    _write_via_temporary(path, write)
 
 
 def policy_payload(*, step: int, config: dict[str, Any], observation_shape: Sequence[int],
@@ -263,13 +260,19 @@ def load_newest_state(directory: Path) -> tuple[Path, dict[str, Any]] | None:
     return None
 
 
-def latest_checkpoint(run_dir: Path) -> Path:
-    """The newest checkpoint of a run directory (or of a checkpoints/ directory itself)."""
+def _policy_checkpoints(run_dir: Path) -> list[Path]:
+    """The policy checkpoints of a run directory (or of a checkpoints/ directory itself), oldest
+    first; a UserError when there is none."""
     run_dir = Path(run_dir)
     candidates = list_checkpoints(run_dir / "checkpoints") or list_checkpoints(run_dir)
     if not candidates:
         raise UserError(f"no checkpoint (checkpoints/model-<step>.pkl) in {run_dir}")
-    return candidates[-1]
+    return candidates
+
+
+def latest_checkpoint(run_dir: Path) -> Path:
+    """The newest checkpoint of a run directory (or of a checkpoints/ directory itself)."""
+    return _policy_checkpoints(run_dir)[-1]
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -331,9 +334,7 @@ def load_policy(path: Path) -> Policy:
     path = Path(path)
     if not path.is_dir():
         return Policy(load_checkpoint(path))
-    latest_checkpoint(path)  # a clear error when there is none
-    directory = path / "checkpoints" if list_checkpoints(path / "checkpoints") else path
-    candidates = list_checkpoints(directory)
+    candidates = _policy_checkpoints(path)
     for older in reversed(candidates[1:]):  # the newest that reads back whole; damaged ones are skipped
         try:
             return Policy(load_checkpoint(older))
