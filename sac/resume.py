@@ -135,8 +135,9 @@ def current_plan() -> ResumePlan:
     return _PLAN
 
 
-def mark_resumed(plan_: ResumePlan, new_run_dir: Path) -> None:
-    """Record the link both ways and make the stopped runs' metrics agree with the state."""
+def mark_resumed(plan_: ResumePlan, new_run_dir: Path) -> dict[str, Any]:
+    """Record the link both ways and make the stopped runs' metrics agree with the state.
+    Returns the link written to the new run's resume.json."""
     from sac.metrics import rewrite_run_metrics
 
     step = int(plan_.payload["step"])
@@ -145,8 +146,8 @@ def mark_resumed(plan_: ResumePlan, new_run_dir: Path) -> None:
         # but stopped before their first state) logged only steps after it, which are redone now.
         history = plan_.payload["metrics"]["history"] if run == plan_.chain[-1] else {}
         rewrite_run_metrics(run, {name: [tuple(e) for e in entries] for name, entries in history.items()})
-    checkpoint.write_atomically(new_run_dir / "resume.json", json.dumps(
-        {"resumed_from": str(plan_.run_dir.resolve()), "state": str(plan_.state_path.resolve()), "step": step},
-        indent=2).encode())
+    link = {"resumed_from": str(plan_.run_dir.resolve()), "state": str(plan_.state_path.resolve()), "step": step}
+    checkpoint.write_atomically(new_run_dir / "resume.json", json.dumps(link, indent=2).encode())
     checkpoint.write_atomically(plan_.run_dir / "resumed_by.json", json.dumps(
         {"run_dir": str(Path(new_run_dir).resolve()), "step": step}, indent=2).encode())
+    return link

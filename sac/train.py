@@ -153,7 +153,6 @@ def main(_config: dict[str, Any], _run: Any) -> dict[str, float]:
 
     # --- Resume: load the stopped run's state into the parts just built -------------------------------
     resume_state: LoopState | None = None
-    resumed_from = None
     last_state: list[Path | None] = [None]  # the newest training state on disk (for error messages)
     if cfg["resume"] is not None:
         plan = resume_module.current_plan()
@@ -166,13 +165,11 @@ def main(_config: dict[str, Any], _run: Any) -> dict[str, float]:
         except (ValueError, KeyError) as exc:
             raise UserError(f"resume: {plan.state_path} does not fit this run: {exc}") from None
         logger.resume_from(plan.payload["metrics"])
-        resume_module.mark_resumed(plan, run_dir)
-        resumed_from = {"run_dir": str(plan.run_dir.resolve()), "state": str(plan.state_path.resolve()),
-                        "step": int(plan.payload["step"])}
-        plan.payload = {"step": resumed_from["step"]}  # the loaded arrays are in place: free their memory
-        _run.info["resumed_from"] = resumed_from
+        link = resume_module.mark_resumed(plan, run_dir)
+        plan.payload = {}  # the loaded arrays are in place: free their memory
+        _run.info["resumed_from"] = link
         last_state[0] = plan.state_path
-        print(f"sac: resuming {plan.run_dir} from step {plan.payload['step']} ({plan.state_path})", flush=True)
+        print(f"sac: resuming {plan.run_dir} from step {link['step']} ({plan.state_path})", flush=True)
 
     def save_checkpoint(step: int, loop_state: LoopState) -> None:
         bad = agent.nonfinite_variables()
@@ -183,7 +180,7 @@ def main(_config: dict[str, Any], _run: Any) -> dict[str, float]:
             action_high=high, hidden_sizes=cfg["hidden_sizes"], actor_weights=agent.actor.get_weights(),
             critic_weights=agent.critic.get_weights())
         state = training_state.capture(
-            config=cfg, run_dir=str(run_dir), resumed_from=resumed_from, agent=agent, buffer=buffer, envs=envs,
+            config=cfg, agent=agent, buffer=buffer, envs=envs,
             loop_state=loop_state, metrics_record=logger.record(), observation_shape=observation_space.shape)
         directory = run_dir / "checkpoints"
         try:

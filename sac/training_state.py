@@ -26,16 +26,13 @@ from sac import checkpoint
 from sac.loop import LoopState
 
 
-def capture(*, config: dict[str, Any], run_dir: str, resumed_from: dict[str, Any] | None, agent: Any,
-            buffer: Any, envs: gym.vector.VectorEnv, loop_state: LoopState, metrics_record: dict[str, Any],
-            observation_shape: tuple[int, ...]) -> dict[str, Any]:
+def capture(*, config: dict[str, Any], agent: Any, buffer: Any, envs: gym.vector.VectorEnv, loop_state: LoopState,
+            metrics_record: dict[str, Any], observation_shape: tuple[int, ...]) -> dict[str, Any]:
     return {
         "format": checkpoint.STATE_FORMAT,
         "version": checkpoint.VERSION,
         "step": int(loop_state.step),
         "config": json.loads(json.dumps(config)),
-        "run_dir": str(run_dir),
-        "resumed_from": resumed_from,
         "observation_shape": [int(d) for d in observation_shape],
         "agent": agent.get_state(),
         "replay": buffer.get_state(),

@@ -115,7 +115,7 @@ def test_a_loop_stopped_between_episodes_and_resumed_equals_the_loop_left_alone(
 
     def save(step, loop_state):
         saved["payload"] = training_state.capture(
-            config={"env_id": ENV_ID}, run_dir="x", resumed_from=None, agent=agent, buffer=buffer, envs=envs,
+            config={"env_id": ENV_ID}, agent=agent, buffer=buffer, envs=envs,
             loop_state=loop_state, metrics_record=logger.record(), observation_shape=(5,))
 
     stopped = train_loop(envs=envs, eval_envs=eval_envs, agent=agent, buffer=buffer, schedule=schedule, seeds=seeds,
