@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -46,3 +47,18 @@ def read_metrics(run_dir: Path) -> dict[str, dict[str, list]]:
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     return tmp_path
+
+
+class _RunsAShellCommand:
+    """Unpickling this with the standard unpickler would run `touch marker`."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def malicious_pickle(marker: Path) -> bytes:
+    """A hand-crafted 'checkpoint' that would create `marker` if it were ever unpickled normally."""
+    return pickle.dumps({"format": "sac-policy", "x": _RunsAShellCommand(marker)})

@@ -3,14 +3,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import pickle
 import shutil
 from pathlib import Path
 
 import pytest
 
-from .conftest import read_metrics, run_cli, train
+from .conftest import malicious_pickle, read_metrics, run_cli, train
 
 pytestmark = pytest.mark.smoke
 
@@ -131,21 +129,13 @@ def test_resume_refuses_what_cannot_work_and_changes_nothing_on_disk(finished_ru
     assert _tree_digest(finished_runs) == before
 
 
-class _RunsAShellCommand:
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.marker}",)
-
-
 def test_play_refuses_truncated_and_malicious_checkpoints_and_runs_nothing(finished_runs: Path):
     before = _tree_digest(finished_runs)
     result = run_cli(["-m", "sac.play", "truncated.pkl", "--no-render"], finished_runs)
     _assert_one_line_error(result, "truncated.pkl is damaged or truncated")
     marker = finished_runs / "pwned"
     evil = finished_runs / "evil.pkl"
-    evil.write_bytes(pickle.dumps({"format": "sac-policy", "x": _RunsAShellCommand(marker)}))
+    evil.write_bytes(malicious_pickle(marker))
     result = run_cli(["-m", "sac.play", str(evil), "--no-render"], finished_runs)
     _assert_one_line_error(result, "refusing checkpoint", "posix.system", "plain data only")
     assert not marker.exists()

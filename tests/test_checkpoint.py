@@ -14,6 +14,8 @@ from sac import checkpoint
 from sac.errors import UserError
 from sac.networks import build_actor, build_critic
 
+from .conftest import malicious_pickle
+
 pytestmark = pytest.mark.unit
 
 LOW = np.array([-1.0, 0.0], np.float32)
@@ -54,18 +56,10 @@ def test_only_the_newest_checkpoints_are_kept_and_no_temporary_file_remains(tmp_
     assert checkpoint.latest_checkpoint(tmp_path) == tmp_path / "model-40.pkl"
 
 
-class _RunsAShellCommand:
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.marker}",)
-
-
 def test_a_pickle_that_would_run_code_is_refused_and_the_code_never_runs(tmp_path: Path):
     marker = tmp_path / "pwned"
     evil = tmp_path / "model-1.pkl"
-    evil.write_bytes(pickle.dumps({"format": "sac-policy", "x": _RunsAShellCommand(marker)}))
+    evil.write_bytes(malicious_pickle(marker))
     with pytest.raises(UserError, match="plain data only"):
         checkpoint.load_checkpoint(evil)
     assert not marker.exists()
