@@ -34,6 +34,7 @@ from sac.envs import make_env, observation_dim  # noqa: E402
 from sac.replay import ReplayBuffer  # noqa: E402
 
 GIB = 2.0**30
+ONE, NO = np.ones(1, np.float32), np.zeros(1, bool)
 
 
 def main() -> None:
@@ -58,17 +59,17 @@ def main() -> None:
     start = time.perf_counter()
     for i in range(args.transitions):
         j = i % 1024
-        buffer.add(chunk[j], actions[j], 1.0, chunk[(j + 1) % 1024], False,
-                   (i + 1) % args.episode_length == 0)
+        buffer.add_batch(chunk[j:j + 1], actions[j:j + 1], ONE, chunk[(j + 1) % 1024][None], NO,
+                         np.array([(i + 1) % args.episode_length == 0]))
     fill_seconds = time.perf_counter() - start
-    batch = buffer.sample(256)  # sampling works on the full buffer
+    batch = buffer.sample_stack(1, 256)  # sampling works on the full buffer
     rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     per = ReplayBuffer.bytes_per_transition(obs_dim, action_dim)
     print(f"env={args.env} obs_dim={obs_dim} action_dim={action_dim} transitions={len(buffer)} "
           f"bytes_per_transition={per} buffer_bytes={buffer.nbytes} buffer_gib={buffer.nbytes / GIB:.3f} "
           f"final_obs_rows={buffer.final_obs.shape[0]} naive_gib={args.transitions * (4 * (2 * obs_dim + action_dim + 1) + 2) / GIB:.3f} "
           f"process_peak_rss_gib={rss_peak:.3f} rss_before_buffer_gib={rss_before:.3f} fill_seconds={fill_seconds:.0f} "
-          f"batch_obs_shape={batch['obs'].shape}")
+          f"batch_obs_shape={batch['obs'].shape[1:]}")
 
 
 def training_run(env_id: str, transitions: int) -> None:

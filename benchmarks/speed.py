@@ -5,13 +5,16 @@
     pipenv run python benchmarks/speed.py --envs HalfCheetah-v5,Hopper-v5 --peers   # + SB3 and SBX
 
 In one run, one measurement at a time (they share the two cores):
-  limit  steady-state updates/s of the compiled update alone, 10 fused per call (batch 256,
-         256x256, the env's shapes): what the arithmetic allows on this machine; and the same
-         update one per call, whose extra time per update is the cost of a compiled call;
+  limit  steady-state updates/s of the loop's compiled call (`train_and_act`, built by the same
+         builder as sac.train) with no env, replay or logging around it, 10 updates fused per
+         call (batch 256, 256x256, the env's shapes, one action sampled): what the arithmetic
+         allows on this machine; and the same call with one update, whose extra time per
+         update is the cost of a compiled call;
   loop   steady-state env steps/s of `python -m sac.train` itself after learning_starts (one update
          per env step, acting with the current policy, evaluation and checkpoints off, default
          logging), its peak resident memory and the seconds from launch to the first gradient step;
-  peers  SB3 and SBX with the same workload via ../shared/bench/peer_speed.py (with --peers).
+  peers  SB3 and SBX with the same workload via benchmarks/peers.py (with --peers; it builds its
+         own virtual environment for them on first use).
 Each measurement runs in its own process. Figures vary with the machine's load: compare the ratios
 printed by one run, not figures from different runs.
 """
@@ -28,7 +31,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-PEER_SCRIPT = REPO.parent / "shared" / "bench" / "peer_speed.py"
+PEER_SCRIPT = REPO / "benchmarks" / "peers.py"
 
 
 def _child_env() -> dict[str, str]:
@@ -55,29 +58,29 @@ def _run_measured(cmd: list[str], cwd: Path) -> tuple[str, float]:
 
 def limit_child(env_id: str, seconds: float, fused: int, batch_size: int) -> None:
     import numpy as np
-    import tensorflow as tf
 
-    from sac.agent import SACAgent, SACSettings, default_target_entropy
-    from sac.envs import make_env, observation_dim
+    from sac.builder import build_run, configure_tensorflow
+    from sac.config import run_config
 
-    env = make_env(env_id)
-    obs_dim, low, high = observation_dim(env.observation_space), env.action_space.low, env.action_space.high
-    agent = SACAgent(obs_dim, low, high, [256, 256],
-                     SACSettings(target_entropy=default_target_entropy(low.shape[0])), seed=0)
+    configure_tensorflow(0)
+    parts = build_run(run_config(env_id=env_id, batch_size=batch_size, hidden_sizes=[256, 256]), run_dir=None)
+    agent, space = parts.agent, parts.envs.single_action_space
     rng = np.random.default_rng(0)
-    k, b, a = fused, batch_size, low.shape[0]
-    batches = {"obs": tf.constant(rng.normal(size=(k, b, obs_dim)), tf.float32),
-               "action": tf.constant(rng.uniform(low, high, size=(k, b, a)), tf.float32),
-               "reward": tf.constant(rng.normal(size=(k, b)), tf.float32),
-               "next_obs": tf.constant(rng.normal(size=(k, b, obs_dim)), tf.float32),
-               "terminated": tf.zeros((k, b), tf.float32)}
+    k, b, a, obs_dim = fused, batch_size, space.shape[0], agent.obs_dim
+    batches = {"obs": rng.normal(size=(k, b, obs_dim)).astype(np.float32),
+               "action": rng.uniform(space.low, space.high, size=(k, b, a)).astype(np.float32),
+               "reward": rng.normal(size=(k, b)).astype(np.float32),
+               "next_obs": rng.normal(size=(k, b, obs_dim)).astype(np.float32),
+               "terminated": np.zeros((k, b), np.float32)}
+    act_obs = rng.normal(size=(1, obs_dim)).astype(np.float32)
     for _ in range(3):  # compile and warm up
-        agent.update_many(batches)["alpha"].numpy()
+        agent.train_and_act(batches, act_obs)
     calls, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        agent.update_many(batches)["alpha"].numpy()
+        agent.train_and_act(batches, act_obs)
         calls += 1
     print(json.dumps({"updates_per_second": calls * k / (time.perf_counter() - start)}))
+    parts.close()
 
 
 def measure_limit(env_id: str, seconds: float, fused: int) -> dict:

@@ -1,6 +1,6 @@
 """sac: Soft Actor-Critic (Haarnoja et al., arXiv 1812.05905) in TensorFlow 2 / Keras 3.
 
-`python -m sac.train` trains, `python -m sac.play` watches a checkpoint; `sac.checkpoint.load_policy`
+`python -m sac.train` trains, `python -m sac.play` watches a checkpoint; `sac.policy.load_policy`
 is the Python entry point to a trained policy.
 """
 import warnings

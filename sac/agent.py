@@ -1,7 +1,8 @@
-"""The SAC agent: networks, optimizers, and the compiled update and action functions.
+"""The SAC agent: networks, optimizers, its policy, and the one compiled training call.
 
-One `update` call is one gradient step on the critics, the actor and the temperature (paper,
-Algorithm 1), compiled as a single `tf.function` (with XLA by default). Randomness comes from
+`train_and_act` makes K gradient steps on the critics, the actor and the temperature (paper,
+Algorithm 1), then samples the next actions from the updated policy, all in one `tf.function`
+(with XLA by default): the training loop's one call per environment step. Randomness comes from
 stateless random ops keyed by (seed, counter): the counters are variables, so the agent's whole
 random state is part of its weights, and the same seed gives the same run.
 """
@@ -17,6 +18,7 @@ import tensorflow as tf
 
 from sac import losses, seeding
 from sac.networks import build_actor, build_critic
+from sac.policy import Policy
 
 
 @dataclass(frozen=True)
@@ -65,16 +67,12 @@ class SACAgent:
         # Two random streams: (update_key, n) for the updates, (act_key, n) for acting.
         # Variables, not constants, so that a restored training state carries its own noise streams.
         self._update_key = tf.Variable(update_key, dtype=tf.int64, trainable=False, name="update_key")
-        self._act_key = tf.Variable(act_key, dtype=tf.int64, trainable=False, name="act_key")
         self.update_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="update_counter")
-        self.act_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="act_counter")
+        # Acting (exploration, evaluation) goes through the one policy API; its noise stream is (act_key, n).
+        self.policy = Policy(self.actor, self.obs_dim, seed=act_key, jit_compile=jit_compile)
 
-        self._update_fn = tf.function(self._update, jit_compile=jit_compile)
-        self._update_many_fn = tf.function(self._update_many, jit_compile=jit_compile)
-        self._train_and_explore_fn = tf.function(self._train_and_explore, jit_compile=jit_compile)
-        self._train_and_explore_calls: dict[tuple, object] = {}
-        self._explore_fn = tf.function(self._explore, jit_compile=jit_compile)
-        self._mode_fn = tf.function(self.actor.mode, jit_compile=jit_compile)
+        self._train_and_act_fn = tf.function(self._train_and_act, jit_compile=jit_compile)
+        self._train_and_act_calls: dict[tuple, object] = {}
 
     # --- The whole learning state, as numpy arrays (sac/training_state.py saves it) --------------------
     def _state_variables(self) -> dict[str, list]:
@@ -82,7 +80,8 @@ class SACAgent:
             "actor": self.actor.weights, "critic": self.critic.weights, "target_critic": self.target_critic.weights,
             "actor_optimizer": self.actor_optimizer.variables, "critic_optimizer": self.critic_optimizer.variables,
             "alpha_optimizer": self.alpha_optimizer.variables,
-            "scalars": [self.log_alpha, self.update_counter, self.act_counter, self._update_key, self._act_key],
+            "scalars": [self.log_alpha, self.update_counter, self.policy.noise_counter, self._update_key,
+                        self.policy.noise_key],
         }
 
     def get_state(self) -> dict[str, list[np.ndarray]]:
@@ -169,11 +168,6 @@ class SACAgent:
         metrics["alpha"] = self.alpha
         return metrics
 
-    def update(self, batch: dict[str, np.ndarray]) -> dict[str, tf.Tensor]:
-        """One gradient step on a replay batch; returns the step's metrics as scalar tensors."""
-        return self._update_fn(batch["obs"], batch["action"], batch["reward"], batch["next_obs"],
-                               batch["terminated"])
-
     def _update_many(self, obs: tf.Tensor, action: tf.Tensor, reward: tf.Tensor, next_obs: tf.Tensor,
                      terminated: tf.Tensor) -> dict[str, tf.Tensor]:
         """K gradient steps in one call, one per batch of the stacked [K, B, ...] inputs, in order."""
@@ -184,40 +178,25 @@ class SACAgent:
             metrics = self._update(obs[i], action[i], reward[i], next_obs[i], terminated[i])
         return metrics
 
-    def update_many(self, batches: dict[str, np.ndarray]) -> dict[str, tf.Tensor]:
-        """len(batches["obs"]) gradient steps in one compiled call; the metrics of the last."""
-        return self._update_many_fn(batches["obs"], batches["action"], batches["reward"], batches["next_obs"],
-                                    batches["terminated"])
-
-    def _train_and_explore(self, obs: tf.Tensor, action: tf.Tensor, reward: tf.Tensor, next_obs: tf.Tensor,
-                           terminated: tf.Tensor, act_obs: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+    def _train_and_act(self, obs: tf.Tensor, action: tf.Tensor, reward: tf.Tensor, next_obs: tf.Tensor,
+                       terminated: tf.Tensor, act_obs: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
         metrics = self._update_many(obs, action, reward, next_obs, terminated)
-        return metrics, self._explore(act_obs)
+        return metrics, self.policy.sample(act_obs)
 
     def train_and_act(self, batches: dict[str, np.ndarray], obs: np.ndarray) -> tuple[dict[str, tf.Tensor], np.ndarray]:
         """K gradient steps on stacked [K, B, ...] batches, then sample actions for `obs` [N, O] from the
-        updated policy, all in one compiled call: the same arithmetic as `update_many` followed by
-        `act`, without paying a second call's fixed cost on every environment step."""
+        updated policy, all in one compiled call: the same arithmetic as K updates followed by
+        `policy.act(obs, stochastic=True)`, without a second call's fixed cost on every env step.
+        Returns the last update's metrics (scalar tensors) and the actions."""
         args = (batches["obs"], batches["action"], batches["reward"], batches["next_obs"], batches["terminated"], obs)
         shapes = tuple(np.shape(a) for a in args)
-        call = self._train_and_explore_calls.get(shapes)
+        call = self._train_and_act_calls.get(shapes)
         if call is None:
             # The graph traced for these shapes, called directly: this skips tf.function's per-call
             # argument matching, about 1 ms of Python per call with ~70 captured variables
             # (measured with perf; README "Speed").
-            call = self._train_and_explore_fn.get_concrete_function(
+            call = self._train_and_act_fn.get_concrete_function(
                 *[tf.TensorSpec(shape, tf.float32) for shape in shapes])
-            self._train_and_explore_calls[shapes] = call
+            self._train_and_act_calls[shapes] = call
         metrics, actions = call(*[tf.convert_to_tensor(a, tf.float32) for a in args])
         return metrics, actions.numpy()
-
-    # --- Acting ---------------------------------------------------------------------------------------
-    def _explore(self, obs: tf.Tensor) -> tf.Tensor:
-        action, _ = self.actor.sample(obs, self._noise(self._act_key, self.act_counter, 0, tf.shape(obs)[0]))
-        self.act_counter.assign_add(1)
-        return action
-
-    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
-        """Actions for a batch of observations [B, O]: sampled, or the squashed mean."""
-        obs = tf.convert_to_tensor(obs, tf.float32)
-        return (self._mode_fn(obs) if deterministic else self._explore_fn(obs)).numpy()

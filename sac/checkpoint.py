@@ -1,7 +1,7 @@
 """Checkpoint files, written by training and read by `sac.play`, resume, the tests and users.
 
 Two kinds live in `runs/<id>/checkpoints/`:
-  model-<step>.pkl   the policy (and critics): small, what `sac.play` and `load_policy` read;
+  model-<step>.pkl   the policy (and critics), sac/policy.py: what `sac.play` and `load_policy` read;
   state-<step>.pkl   the whole training state (sac/training_state.py): what `resume=` reads.
 
 A file is a pickle of plain data only (dicts, lists, strings, numbers, bytes, bytearrays): numpy
@@ -14,14 +14,13 @@ checkpoint's name, and a failed write (a full disk) leaves the older files as th
 """
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import re
 import struct
 import sys
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,6 @@ import numpy as np
 
 from sac.errors import UserError
 
-FORMAT = "sac-policy"
 STATE_FORMAT = "sac-training-state"
 VERSION = 2
 _NAMES = {"model": re.compile(r"^model-(\d+)\.pkl$"), "state": re.compile(r"^state-(\d+)\.pkl$")}
@@ -145,35 +143,26 @@ def write_payload(path: Path, payload: dict[str, Any]) -> None:
     _write_via_temporary(path, write)
 
 
-def policy_payload(*, step: int, config: dict[str, Any], observation_shape: Sequence[int],
-                   action_low: np.ndarray, action_high: np.ndarray, hidden_sizes: Sequence[int],
-                   actor_weights: list[np.ndarray], critic_weights: list[np.ndarray]) -> dict[str, Any]:
-    """Everything needed to rebuild and run the policy, as plain data."""
-    return {
-        "format": FORMAT,
-        "version": VERSION,
-        "step": int(step),
-        "env_id": config["env_id"],
-        "env_kwargs": json.loads(json.dumps(config["env_kwargs"])),
-        "config": json.loads(json.dumps(config)),
-        "observation_shape": [int(d) for d in observation_shape],
-        "action_low": np.asarray(action_low, np.float32),
-        "action_high": np.asarray(action_high, np.float32),
-        "hidden_sizes": [int(h) for h in hidden_sizes],
-        "actor": [np.asarray(w) for w in actor_weights],
-        "critic": [np.asarray(w) for w in critic_weights],
-    }
-
-
-def save_checkpoint(directory: Path, payload: dict[str, Any], keep: int, kind: str = "model") -> Path:
-    """Write <kind>-<step>.pkl atomically, then delete all but the newest `keep` of that kind.
-    Older files are deleted only after the new one is complete on disk."""
+def write_checkpoint(directory: Path, payload: dict[str, Any], kind: str = "model") -> Path:
+    """Write <kind>-<step>.pkl atomically (nothing else in `directory` changes)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = checkpoint_path(directory, payload["step"], kind)
     write_payload(path, payload)
+    return path
+
+
+def prune_checkpoints(directory: Path, keep: int, kind: str = "model") -> None:
+    """Delete all but the newest `keep` files of a kind."""
     for old in list_checkpoints(directory, kind)[:-keep]:
         old.unlink(missing_ok=True)
+
+
+def save_checkpoint(directory: Path, payload: dict[str, Any], keep: int, kind: str = "model") -> Path:
+    """Write <kind>-<step>.pkl, then delete all but the newest `keep` of that kind: older files are
+    deleted only after the new one is complete on disk."""
+    path = write_checkpoint(directory, payload, kind)
+    prune_checkpoints(directory, keep, kind)
     return path
 
 
@@ -244,100 +233,26 @@ def warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
-def load_newest_state(directory: Path) -> tuple[Path, dict[str, Any]] | None:
-    """The newest training state in a checkpoints/ directory that reads back whole, or None if
-    there is none. Damaged or half-written ones are skipped with a warning (the previous one is used)."""
-    for path in reversed(list_checkpoints(directory, "state")):
+def load_newest(directory: Path, kind: str, read: Callable[[Path], dict[str, Any]]) -> tuple[Path, dict[str, Any]] | None:
+    """The newest <kind>-<step>.pkl in `directory` that `read` accepts, with its payload, or None if
+    there is none. Damaged or half-written ones (a UserError from `read`) are skipped with a
+    warning: the previous one is used. The one fallback rule for policies and training states."""
+    for path in reversed(list_checkpoints(directory, kind)):
         try:
-            payload = read_payload(path)
+            return path, read(path)
         except UserError as exc:
-            warn(f"{exc}; trying the previous training state")
-            continue
-        if payload.get("format") != STATE_FORMAT or payload.get("version") != VERSION:
-            warn(f"{path} is not a training state of this sac version; trying the previous one")
-            continue
-        return path, payload
+            warn(f"{exc}; trying the previous {'training state' if kind == 'state' else 'checkpoint'}")
     return None
 
 
-def _policy_checkpoints(run_dir: Path) -> list[Path]:
-    """The policy checkpoints of a run directory (or of a checkpoints/ directory itself), oldest
-    first; a UserError when there is none."""
-    run_dir = Path(run_dir)
-    candidates = list_checkpoints(run_dir / "checkpoints") or list_checkpoints(run_dir)
-    if not candidates:
-        raise UserError(f"no checkpoint (checkpoints/model-<step>.pkl) in {run_dir}")
-    return candidates
-
-
-def latest_checkpoint(run_dir: Path) -> Path:
-    """The newest checkpoint of a run directory (or of a checkpoints/ directory itself)."""
-    return _policy_checkpoints(run_dir)[-1]
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read and check a checkpoint; any problem is a UserError naming the file."""
-    path = Path(path)
+def read_state_file(path: Path) -> dict[str, Any]:
+    """Read a training state file (state-<step>.pkl) and check that this sac version wrote it."""
     payload = read_payload(path)
-    if isinstance(payload, dict) and payload.get("format") == STATE_FORMAT:
-        raise UserError(f"{path} is a training state (for resume=); the policy of that step is in "
-                        f"{Path(path).with_name(Path(path).name.replace('state-', 'model-'))}")
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise UserError(f"{path} is not a sac policy checkpoint")
-    if payload.get("version") != VERSION:
-        raise UserError(f"checkpoint {path} has format version {payload.get('version')}; this sac reads {VERSION}")
-    required = ("step", "env_id", "observation_shape", "action_low", "action_high", "hidden_sizes", "actor")
-    missing = [key for key in required if key not in payload]
-    if missing:
-        raise UserError(f"checkpoint {path} is incomplete: missing {', '.join(missing)}")
+    if not isinstance(payload, dict) or payload.get("format") != STATE_FORMAT or payload.get("version") != VERSION:
+        raise UserError(f"{path} is not a training state of this sac version")
     return payload
 
 
-class Policy:
-    """A trained policy rebuilt from a checkpoint. `act(obs)` takes one observation or a batch."""
-
-    def __init__(self, payload: dict[str, Any]) -> None:
-        from sac.networks import build_actor  # TensorFlow is imported only when a policy is built
-
-        self.step = payload["step"]
-        self.env_id = payload["env_id"]
-        self.env_kwargs = payload.get("env_kwargs", {})
-        self.observation_shape = tuple(payload["observation_shape"])
-        self.obs_dim = int(np.prod(self.observation_shape))
-        self.action_low = payload["action_low"]
-        self.action_high = payload["action_high"]
-        self.actor = build_actor(self.obs_dim, self.action_low, self.action_high, payload["hidden_sizes"])
-        try:
-            self.actor.set_weights(payload["actor"])
-        except ValueError as exc:
-            raise UserError(f"checkpoint weights do not fit its own network description: {exc}") from None
-        self._rng = np.random.default_rng(0)
-
-    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        """The squashed-mean action (or a sampled one) for one observation [O] or a batch [B, O]."""
-        import tensorflow as tf
-
-        obs = np.asarray(obs, np.float32)
-        single = obs.ndim == len(self.observation_shape) and obs.shape == self.observation_shape
-        batch = obs.reshape(1 if single else obs.shape[0], self.obs_dim)
-        if deterministic:
-            action = self.actor.mode(batch)
-        else:
-            noise = self._rng.standard_normal((batch.shape[0], self.actor.action_dim)).astype(np.float32)
-            action, _ = self.actor.sample(batch, tf.constant(noise))
-        action = np.asarray(action)
-        return action[0] if single else action
-
-
-def load_policy(path: Path) -> Policy:
-    """The Python API: `load_policy("runs/1")` or `load_policy("runs/1/checkpoints/model-20000.pkl")`."""
-    path = Path(path)
-    if not path.is_dir():
-        return Policy(load_checkpoint(path))
-    candidates = _policy_checkpoints(path)
-    for older in reversed(candidates[1:]):  # the newest that reads back whole; damaged ones are skipped
-        try:
-            return Policy(load_checkpoint(older))
-        except UserError as exc:
-            warn(f"{exc}; trying the previous checkpoint")
-    return Policy(load_checkpoint(candidates[0]))
+def load_newest_state(directory: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The newest training state in a checkpoints/ directory that reads back whole (see load_newest)."""
+    return load_newest(directory, "state", read_state_file)

@@ -12,7 +12,9 @@ second.
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import json
 import math
 from numbers import Real
 from typing import Any, Callable
@@ -24,7 +26,7 @@ def default_config():
     # --- The task -------------------------------------------------------------------------------
     env_id = "Pendulum-v1"  # any Gymnasium id, or "module:EnvId" to import a module that registers it
     env_kwargs = {}  # keyword arguments passed to gymnasium.make(env_id, **env_kwargs)
-    seed = 0  # seeds numpy, TensorFlow, the replay sampler and the envs (eval env: seed + 10**6)
+    seed = 0  # one seed: independent streams for the weights, noise, replay, warm-up actions and envs derive from it
     total_steps = 20_000  # environment steps (transitions collected) in the whole run
     learning_starts = 1_000  # uniform-random actions for this many steps, then one update per step
 
@@ -195,3 +197,57 @@ def validate_config(cfg: dict[str, Any]) -> None:
            f"resume must be a run directory such as runs/3, got {cfg.get('resume')!r}")
     for key in ("learn_alpha", "jit_compile"):
         _check(isinstance(cfg[key], bool), f"{key} must be True or False, got {cfg[key]!r}")
+
+
+# --- The checked config, as the plain arguments the builder takes -------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Every entry of the config, checked (validate_config). sac/train.py makes it from Sacred's
+    config; benchmarks and tests make it with `run_config(**overrides)`. Below the builder
+    (sac/builder.py) nothing sees it: the parts get explicit arguments."""
+
+    env_id: str
+    env_kwargs: dict
+    seed: int
+    total_steps: int
+    learning_starts: int
+    batch_size: int
+    buffer_size: int
+    gamma: float
+    tau: float
+    actor_lr: float
+    critic_lr: float
+    alpha_lr: float
+    hidden_sizes: list
+    target_entropy: float | None
+    initial_alpha: float
+    learn_alpha: bool
+    reward_scale: float
+    num_envs: int
+    train_every: int
+    gradient_steps: int
+    eval_every: int
+    eval_episodes: int
+    checkpoint_every: int
+    keep_checkpoints: int
+    resume: str | None
+    log_every: int
+    num_threads: int
+    jit_compile: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (what config.json and checkpoints hold)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+
+def checked(cfg: dict[str, Any]) -> RunConfig:
+    """Check a whole config (UserError naming the first bad entry) and return it as a RunConfig."""
+    validate_config(cfg)
+    return RunConfig(**json.loads(json.dumps(dict(cfg))))
+
+
+def run_config(**overrides: Any) -> RunConfig:
+    """The defaults with `overrides`, checked: the entry point for benchmarks and tests."""
+    return checked({**defaults(), **overrides})

@@ -1,6 +1,6 @@
 """The training loop: act, store, update, evaluate, log, checkpoint (paper, Algorithm 1).
 
-It receives everything it works with as arguments; `sac/train.py` builds them from the config.
+It receives everything it works with as arguments; sac/builder.py builds them from the config.
 Steps are counted in transitions: with `num_envs` environments stepped together, each iteration
 adds `num_envs` transitions.
 """
@@ -16,6 +16,7 @@ import numpy as np
 
 from sac.agent import SACAgent
 from sac.metrics import MetricsLogger
+from sac.policy import Policy
 from sac.replay import ReplayBuffer
 from sac.seeding import RunSeeds
 
@@ -96,7 +97,7 @@ def _as_obs(obs: np.ndarray, num_envs: int) -> np.ndarray:
     return np.asarray(obs, np.float32).reshape(num_envs, -1)
 
 
-def evaluate(agent: SACAgent, envs: gym.vector.VectorEnv, seed: int, step: int = 0) -> np.ndarray:
+def evaluate(policy: Policy, envs: gym.vector.VectorEnv, seed: int, step: int = 0) -> np.ndarray:
     """Returns of one episode per env of the deterministic policy (the squashed mean), all envs
     stepped together so that each step is one batched policy call.
 
@@ -107,7 +108,7 @@ def evaluate(agent: SACAgent, envs: gym.vector.VectorEnv, seed: int, step: int =
     obs, _ = _env_call(step, "evaluation reset", lambda: envs.reset(seed=seed))
     returns, done = np.zeros(n), np.zeros(n, bool)
     while not done.all():
-        actions = agent.act(_as_obs(obs, n), deterministic=True)
+        actions = policy.act(_as_obs(obs, n))
         obs, reward, terminated, truncated, _ = _env_call(step, "evaluation step", lambda a=actions: envs.step(a))
         returns += np.where(done, 0.0, reward)  # an env that finished was reset: ignore its new episode
         done |= np.logical_or(terminated, truncated)
@@ -156,7 +157,7 @@ def train_loop(*, envs: gym.vector.VectorEnv, eval_envs: gym.vector.VectorEnv, a
         if step <= schedule.learning_starts:
             actions = envs.action_space.sample()
         elif actions is None:  # the first policy step, or one after a step without updates
-            actions = agent.act(obs)
+            actions = agent.policy.act(obs, stochastic=True)
 
         # 2. Step the envs and store the transitions. A time-limit end (truncated) is kept apart
         #    from a true end (terminated): only the latter stops bootstrapping. At an episode's end
@@ -201,7 +202,7 @@ def train_loop(*, envs: gym.vector.VectorEnv, eval_envs: gym.vector.VectorEnv, a
 
         # 4. Evaluate the deterministic policy on its own env.
         if schedule.is_due(previous_step, step, schedule.eval_every):
-            returns = evaluate(agent, eval_envs, seeds.eval_env, step)
+            returns = evaluate(agent.policy, eval_envs, seeds.eval_env, step)
             logger.scalars({"eval/return_mean": returns.mean(), "eval/return_min": returns.min(),
                             "eval/return_max": returns.max(), "eval/return_std": returns.std()}, step)
 

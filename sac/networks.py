@@ -1,7 +1,9 @@
 """The policy and Q-function networks (paper Table 1: two hidden ReLU layers of 256).
 
-Plain feed-forward Keras 3 models. Each takes flat float32 observations; a recurrent variant only has
-to keep the same call signatures.
+Plain feed-forward Keras 3 models on flat float32 observations, stateless: each call sees one step.
+A recurrent network is not a drop-in replacement with the same signatures: it also needs a state
+carried from step to step (and reset at episode starts), sequences from the replay buffer, and
+losses over those sequences.
 """
 from __future__ import annotations
 

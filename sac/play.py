@@ -1,13 +1,15 @@
 """Watch or record a trained policy.
 
-    python -m sac.play RUN_DIR                     # newest checkpoint of a run
+    python -m sac.play RUN_DIR                     # newest intact checkpoint of a run
     python -m sac.play CHECKPOINT.pkl
     python -m sac.play ENV_ID CHECKPOINT           # the original README's form; ENV_ID must match
-    options: --episodes N, --video out.mp4|out.gif, --no-render, --seed S, --stochastic
+    options: --episodes N, --video out.mp4|out.gif, --no-render, --seed S, --stochastic,
+             --allow-other-env
 
 It renders to a window only where a display exists; `--video` works headless (MuJoCo through EGL,
-classic control through pygame's dummy driver). The policy is rebuilt through sac.checkpoint, the
-module that writes checkpoints, from plain data: nothing in the file is executed.
+classic control through pygame's dummy driver). The policy is rebuilt through sac.policy (the one
+policy API, the same fallback to an older checkpoint as load_policy) from plain data: nothing in the
+file is executed.
 """
 from __future__ import annotations
 
@@ -31,8 +33,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--episodes", type=int, default=1, help="episodes to play (default 1)")
     parser.add_argument("--video", type=Path, default=None, help="record to this .mp4 or .gif file")
     parser.add_argument("--no-render", action="store_true", help="do not open a window")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the env's first reset (default 0)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the env's first reset and of the policy's noise with --stochastic (default 0)")
     parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the squashed mean")
+    parser.add_argument("--allow-other-env", action="store_true",
+                        help="play ENV_ID although the checkpoint was trained on another env (spaces must match; "
+                             "the checkpoint's env_kwargs are not applied to it)")
     args = parser.parse_args(argv)
     if len(args.target) > 2:
         parser.error("give at most ENV_ID and one run directory or checkpoint")
@@ -41,16 +47,6 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     if args.video is not None and args.video.suffix.lower() not in _VIDEO_SUFFIXES:
         raise UserError(f"--video must end in .mp4 or .gif, got {args.video}")
     return args
-
-
-def _checkpoint_file(path: Path) -> Path:
-    from sac.checkpoint import latest_checkpoint
-
-    if path.is_dir():
-        return latest_checkpoint(path)
-    if not path.exists():
-        raise UserError(f"{path} does not exist (expected a run directory or a model-<step>.pkl file)")
-    return path
 
 
 class _EnvProcess:
@@ -175,13 +171,18 @@ def _video_writer(path: Path, fps: int) -> Any:
 
 def play(argv: list[str] | None = None) -> float:
     args = _parse(argv)
-    from sac.checkpoint import Policy, load_checkpoint
     from sac.envs import has_display
+    from sac.policy import find_policy_file, policy_from_payload
 
     *env_arg, target = args.target
-    path = _checkpoint_file(Path(target))
-    payload = load_checkpoint(path)
+    path, payload = find_policy_file(Path(target))
     env_id = env_arg[0] if env_arg else payload["env_id"]
+    env_kwargs = payload.get("env_kwargs") or {}
+    if env_id != payload["env_id"]:
+        if not args.allow_other_env:
+            raise UserError(f"{path} was trained on {payload['env_id']}, not {env_id}; add --allow-other-env "
+                            "to play it there anyway")
+        env_kwargs = {}  # the checkpoint's env_kwargs belong to its own env
 
     if args.video is not None:
         render_mode = "rgb_array"
@@ -191,12 +192,12 @@ def play(argv: list[str] | None = None) -> float:
         render_mode = None
         if not args.no_render:
             print("no display found: playing without a window (use --video PATH to record)", flush=True)
-    env = _EnvProcess(env_id, payload.get("env_kwargs") or {}, render_mode)
+    env = _EnvProcess(env_id, env_kwargs, render_mode)
     writer = None
     try:
         _check_spaces(env, payload, env_id)
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        policy = Policy(payload)
+        policy = policy_from_payload(payload, seed=args.seed)
         print(f"playing {path} (step {payload['step']}) on {env_id}", flush=True)
         if args.video is not None:
             try:
@@ -210,7 +211,7 @@ def play(argv: list[str] | None = None) -> float:
             while not done:
                 if writer is not None:
                     writer.append_data(np.asarray(frame))
-                action = policy.act(np.asarray(obs, np.float32).reshape(-1), deterministic=not args.stochastic)
+                action = policy.act(np.asarray(obs, np.float32).reshape(-1), stochastic=args.stochastic)
                 obs, reward, done, frame = env.step(action)
                 total += reward
             if writer is not None:

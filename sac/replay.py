@@ -55,12 +55,6 @@ class ReplayBuffer:
         return 4 * (obs_dim + action_dim + 1) + 2 + 4
 
     # --- Writing ------------------------------------------------------------------------------------
-    def add(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray, terminated: bool,
-            truncated: bool) -> None:
-        """Store one transition of a single-stream buffer."""
-        self.add_batch(np.asarray(obs)[None], np.asarray(action)[None], np.asarray([reward]),
-                       np.asarray(next_obs)[None], np.asarray([terminated]), np.asarray([truncated]))
-
     def add_batch(self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, next_obs: np.ndarray,
                   terminated: np.ndarray, truncated: np.ndarray) -> None:
         """Store one transition per stream (row i goes to stream i), overwriting the oldest when full."""
@@ -170,7 +164,10 @@ class ReplayBuffer:
         return self._starts[stream] + offset
 
     def gather(self, slots: np.ndarray) -> dict[str, np.ndarray]:
-        """The transitions at `slots` (any shape), next observations reassembled."""
+        """What the update reads of the transitions at `slots` (any shape): observation, action,
+        reward, next observation (reassembled) and `terminated`. `truncated` is stored (a resumed
+        run's cut episode, the record of how each episode ended) but never needed by the update: a
+        truncated transition bootstraps like any non-terminal one, from its true final observation."""
         stream_start = (slots // self.stream_capacity) * self.stream_capacity
         next_obs = self.obs[stream_start + (slots - stream_start + 1) % self.stream_capacity]
         rows = self.final_row[slots]
@@ -183,13 +180,9 @@ class ReplayBuffer:
             "reward": self.reward[slots],
             "next_obs": next_obs,
             "terminated": self.terminated[slots].astype(np.float32),
-            "truncated": self.truncated[slots].astype(np.float32),
         }
 
-    def sample(self, batch_size: int) -> dict[str, np.ndarray]:
-        """`batch_size` transitions drawn uniformly with replacement from those stored."""
-        return self.gather(self.sample_slots(batch_size))
-
     def sample_stack(self, num_batches: int, batch_size: int) -> dict[str, np.ndarray]:
-        """`num_batches` independent batches stacked as [num_batches, batch_size, ...]."""
+        """`num_batches` independent batches stacked as [num_batches, batch_size, ...], drawn uniformly
+        with replacement from the whole transitions stored (all streams)."""
         return self.gather(self.sample_slots(num_batches * batch_size).reshape(num_batches, batch_size))

@@ -1,8 +1,10 @@
 """`python -m sac.train with resume=runs/<id> [total_steps=N]`: find where a stopped run can go on.
 
-Nothing here imports TensorFlow: a resume that cannot work (no such run, no usable training state,
-a config change that would make it a different experiment, a finished run) is refused in about a
-second, before Sacred creates a run directory.
+Nothing here imports TensorFlow or reads Sacred's config: sac/train.py passes in what the user typed
+and the stopped run's config.json, and a resume that cannot work (no such run, no usable training
+state, a config change that would make it a different experiment) is refused in about a second,
+before Sacred creates a run directory. The plan names the training state; sac/train.py reads it
+once the new run starts (so the state is read twice: once here to check it, once to load it).
 
 The resumed part is a new run directory (Sacred gives each run its own) that points back:
   runs/<new>/resume.json     {"resumed_from": "runs/<old>", "state": ".../state-<step>.pkl", "step": ...}
@@ -28,15 +30,14 @@ from sac.errors import UserError
 CHANGEABLE = ("total_steps", "num_threads")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ResumePlan:
     run_dir: Path  # the run the user named
-    state_path: Path  # the training state it continues from
-    payload: dict[str, Any]  # that state, loaded and checked
-    chain: list[Path]  # run_dir, then its origins up to (and including) the run that owns the state
-
-
-_PLAN: ResumePlan | None = None  # set by plan(), read by sac.train's main in the same process
+    state_path: Path  # the training state it continues from (checked: it reads back whole)
+    step: int  # that state's step
+    chain: tuple[Path, ...]  # run_dir, then its origins up to (and including) the run that owns the state
+    config_updates: dict[str, Any]  # the stopped run's config, with total_steps and num_threads as given
+    finished: bool  # the state is at total_steps already: nothing to do
 
 
 def _read_json(path: Path) -> Any | None:
@@ -79,27 +80,25 @@ def _find_state(run_dir: Path, chain: list[Path]) -> tuple[Path, dict[str, Any]]
                     "before its first checkpoint, or its states are damaged: start it again")
 
 
-def plan(config: dict[str, Any], cli_updates: dict[str, Any] | None, named_configs: list[str] | None) -> dict[str, Any]:
-    """Check a resume request and return the config updates that make this run continue it: the
-    stopped run's own config, with total_steps and num_threads as given on the command line.
-    A finished run (nothing left to do) prints so and exits with status 0."""
-    global _PLAN
-    run_dir = Path(config["resume"])
-    if not isinstance(config["resume"], str) or not run_dir.is_dir():
-        raise UserError(f"resume: no run directory {config['resume']!r}")
-    old_config = _read_json(run_dir / "config.json")
+def plan(run_dir: Path, old_config: dict[str, Any] | None, cli_updates: dict[str, Any],
+         named_configs: list[str]) -> ResumePlan:
+    """Check a resume request: `run_dir` (the resume= entry), the stopped run's config (its
+    config.json, None if unreadable), and what the user typed after `with` besides resume=.
+    Returns the plan; a UserError when the request cannot work."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"resume: no run directory {str(run_dir)!r}")
     if not isinstance(old_config, dict):
         raise UserError(f"resume: {run_dir} has no readable config.json; is it a sac run directory?")
     if named_configs:
         raise UserError(f"resume continues {run_dir} with its own config; drop the named config "
                         f"{named_configs[0]!r} (only {' and '.join(CHANGEABLE)} can change)")
-    for key, value in (cli_updates or {}).items():
-        top = key.split(".")[0]
-        if top in ("resume", *CHANGEABLE):
+    for key, value in cli_updates.items():
+        if key in ("resume", *CHANGEABLE):
             continue
-        if top not in old_config or (top == key and old_config[top] != value) or top != key:
+        if key not in old_config or old_config[key] != value:
             raise UserError(f"resume keeps {run_dir}'s config: {key}={value!r} would change it "
-                            f"(it was {old_config.get(top)!r}); only {' and '.join(CHANGEABLE)} can change")
+                            f"(it was {old_config.get(key)!r}); only {' and '.join(CHANGEABLE)} can change")
     pid = _still_running(run_dir)
     if pid is not None:
         raise UserError(f"{run_dir} is still running (process {pid}); stop it first (SIGTERM saves its state), "
@@ -112,39 +111,30 @@ def plan(config: dict[str, Any], cli_updates: dict[str, Any] | None, named_confi
     state_path, payload = _find_state(run_dir, chain)
     updates = {key: value for key, value in old_config.items() if key not in ("resume", *CHANGEABLE)}
     for key in CHANGEABLE:
-        given = (cli_updates or {}).get(key)
-        updates[key] = given if given is not None else old_config.get(key, config[key])
-    updates["resume"] = str(config["resume"])
+        given = cli_updates.get(key)
+        updates[key] = given if given is not None else old_config[key]
+    updates["resume"] = str(cli_updates["resume"]) if "resume" in cli_updates else str(run_dir)
     step = int(payload["step"])
-    if step >= updates["total_steps"]:
-        if step > updates["total_steps"]:
-            raise UserError(f"total_steps={updates['total_steps']} is below step {step}, where {run_dir} stopped")
-        print(f"sac: {run_dir} already finished: its training state is at step {step} of total_steps={step}. "
-              f"Nothing to do (add total_steps=N to train it further).", flush=True)
-        raise SystemExit(0)
-    if payload.get("config", {}).get("env_id") != updates["env_id"]:
-        raise UserError(f"resume: {state_path} was written for env {payload.get('config', {}).get('env_id')!r}, "
+    if step > updates["total_steps"]:
+        raise UserError(f"total_steps={updates['total_steps']} is below step {step}, where {run_dir} stopped")
+    state_env = payload.get("config", {}).get("env_id")
+    if step < updates["total_steps"] and state_env != updates["env_id"]:
+        raise UserError(f"resume: {state_path} was written for env {state_env!r}, "
                         f"but {run_dir}/config.json says {updates['env_id']!r}")
-    _PLAN = ResumePlan(run_dir=run_dir, state_path=state_path, payload=payload, chain=chain)
-    return updates
+    return ResumePlan(run_dir=run_dir, state_path=state_path, step=step, chain=tuple(chain),
+                      config_updates=updates, finished=step == updates["total_steps"])
 
 
-def current_plan() -> ResumePlan:
-    if _PLAN is None:
-        raise UserError("resume: the training state was not loaded (run sac.train from the command line)")
-    return _PLAN
-
-
-def mark_resumed(plan_: ResumePlan, new_run_dir: Path) -> dict[str, Any]:
-    """Record the link both ways and make the stopped runs' metrics agree with the state.
-    Returns the link written to the new run's resume.json."""
+def mark_resumed(plan_: ResumePlan, new_run_dir: Path, recorded: dict[str, list]) -> dict[str, Any]:
+    """Record the link both ways and make the stopped runs' metrics agree with the state's record
+    (`recorded`: its metrics history). Returns the link written to the new run's resume.json."""
     from sac.metrics import rewrite_run_metrics
 
-    step = int(plan_.payload["step"])
+    step = plan_.step
     for run in plan_.chain:
         # The run that owns the state keeps exactly what the state recorded; runs in between (resumed
         # but stopped before their first state) logged only steps after it, which are redone now.
-        history = plan_.payload["metrics"]["history"] if run == plan_.chain[-1] else {}
+        history = recorded if run == plan_.chain[-1] else {}
         rewrite_run_metrics(run, {name: [tuple(e) for e in entries] for name, entries in history.items()})
     link = {"resumed_from": str(plan_.run_dir.resolve()), "state": str(plan_.state_path.resolve()), "step": step}
     checkpoint.write_atomically(new_run_dir / "resume.json", json.dumps(link, indent=2).encode())

@@ -18,12 +18,14 @@ The evaluation env needs nothing: every evaluation resets it with the same seed.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 
 from sac import checkpoint
-from sac.loop import LoopState
+from sac.errors import UserError
+from sac.loop import LoopState, NonFiniteError
 
 
 def capture(*, config: dict[str, Any], agent: Any, buffer: Any, envs: gym.vector.VectorEnv, loop_state: LoopState,
@@ -55,3 +57,53 @@ def restore(payload: dict[str, Any], *, agent: Any, buffer: Any, envs: gym.vecto
         env.restart_episode(start)
     envs.action_space.np_random.bit_generator.state = payload["envs"]["action_space_rng"]
     return LoopState.from_plain(payload["loop"])
+
+
+class CheckpointWriter:
+    """Saves a run's checkpoint at a step: the policy (model-<step>.pkl, sac/policy.py) and the
+    training state (state-<step>.pkl). The training loop calls it as save_checkpoint(step, loop_state).
+
+    - No checkpoint holding NaN or inf is ever written: the agent's variables are checked first
+      (NonFiniteError naming them).
+    - Both files are written (each atomically) before older ones are pruned, so a write that fails
+      (a full disk, a file-size limit) leaves every earlier file as it was; it stops the run with a
+      UserError that names the newest intact training state.
+    - `last_state` is the newest training state on disk (or None), for the run's fault messages.
+    """
+
+    def __init__(self, directory: Path, *, config: dict[str, Any], agent: Any, buffer: Any,
+                 envs: gym.vector.VectorEnv, logger: Any, observation_shape: tuple[int, ...], action_low: Any,
+                 action_high: Any, keep_policies: int, keep_states: int, last_state: Path | None = None) -> None:
+        self.directory = Path(directory)
+        self.last_state = last_state
+        self._config, self._agent, self._buffer, self._envs, self._logger = config, agent, buffer, envs, logger
+        self._observation_shape = tuple(observation_shape)
+        self._action_low, self._action_high = action_low, action_high
+        self._keep = {"model": keep_policies, "state": keep_states}
+
+    def __call__(self, step: int, loop_state: LoopState) -> None:
+        from sac.policy import policy_payload
+
+        bad = self._agent.nonfinite_variables()
+        if bad:
+            raise NonFiniteError(step, bad[:3] + (["..."] if len(bad) > 3 else []))
+        policy = policy_payload(
+            step=step, config=self._config, observation_shape=self._observation_shape,
+            action_low=self._action_low, action_high=self._action_high,
+            hidden_sizes=self._config["hidden_sizes"], actor_weights=self._agent.actor.get_weights(),
+            critic_weights=self._agent.critic.get_weights())
+        state = capture(config=self._config, agent=self._agent, buffer=self._buffer, envs=self._envs,
+                        loop_state=loop_state, metrics_record=self._logger.record(),
+                        observation_shape=self._observation_shape)
+        try:
+            checkpoint.write_checkpoint(self.directory, policy, "model")
+            state_path = checkpoint.write_checkpoint(self.directory, state, "state")
+        except OSError as exc:
+            previous = (f"the previous training state {self.last_state} is intact" if self.last_state
+                        else "no earlier training state exists")
+            raise UserError(f"could not write the checkpoint of step {step} in {self.directory}: "
+                            f"{exc.strerror or exc}; {previous}; the run stopped") from None
+        self.last_state = state_path
+        for kind, keep in self._keep.items():
+            checkpoint.prune_checkpoints(self.directory, keep, kind)
+        self._logger.flush()  # TensorBoard has the events up to this checkpoint on disk

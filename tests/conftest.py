@@ -24,16 +24,17 @@ def cli_env() -> dict[str, str]:
     return env
 
 
-def run_cli(args: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run `python <args>` the way a user would, from `cwd`."""
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=cli_env(), capture_output=True, text=True,
-                          timeout=timeout)
+def run_cli(args: list[str], cwd: Path, timeout: float = 600, env: dict[str, str] | None = None
+            ) -> subprocess.CompletedProcess:
+    """Run `python <args>` the way a user would, from `cwd` (`env`: extra environment variables)."""
+    return subprocess.run([sys.executable, *args], cwd=cwd, env={**cli_env(), **(env or {})}, capture_output=True,
+                          text=True, timeout=timeout)
 
 
-def train(cwd: Path, *updates: str, timeout: float = 600) -> Path:
+def train(cwd: Path, *updates: str, timeout: float = 600, env: dict[str, str] | None = None) -> Path:
     """`python -m sac.train with <updates>` in cwd; returns the run directory (it must succeed)."""
     before = set((cwd / "runs").glob("*")) if (cwd / "runs").exists() else set()
-    result = run_cli(["-m", "sac.train", "with", *updates], cwd, timeout=timeout)
+    result = run_cli(["-m", "sac.train", "with", *updates], cwd, timeout=timeout, env=env)
     assert result.returncode == 0, f"training failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     new = [p for p in (cwd / "runs").glob("*") if p.is_dir() and p not in before and p.name.isdigit()]
     assert len(new) == 1, new

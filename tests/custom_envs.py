@@ -1,6 +1,11 @@
 """Small environments registered for the tests, reachable as `tests.custom_envs:<Id>`."""
 from __future__ import annotations
 
+import os
+import signal
+import time
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
@@ -76,7 +81,55 @@ class NaNRewardAtStep50(_Base):
         return obs, (float("nan") if self._steps_taken == 50 else reward), terminated, truncated, info
 
 
+class BoxObservation2x3(_Base):
+    """Observations are a (2, 3) Box: sac flattens them to 6 numbers."""
+
+    def __init__(self):
+        super().__init__(spaces.Box(-1, 1, (2, 3), np.float32), spaces.Box(-1, 1, (2,), np.float32))
+
+
+class NoTimeLimit(_Base):
+    """Never ends by itself (registered without max_episode_steps): sac gives it a time limit."""
+
+    def __init__(self):
+        super().__init__(spaces.Box(-1, 1, (2,), np.float32), spaces.Box(-1, 1, (1,), np.float32), horizon=10**9)
+
+
+class SignalsItself(gym.Wrapper):
+    """Pendulum-v1 that stops its own training process at a chosen step, as a scheduler or a user
+    would, so that tests stop runs at an exact step instead of racing a clock.
+
+    At its `at_step`-th step (counted per env instance; 0: never) it first, with `pause_file`, writes
+    `<pause_file>.paused` and waits (at most `pause_seconds`) for `<pause_file>.go` to appear, then
+    sends `signals` (names such as "SIGTERM", "SIGKILL") to its own process, one after another."""
+
+    def __init__(self, at_step: int = 0, signals: tuple = ("SIGTERM",), pause_file: str | None = None,
+                 pause_seconds: float = 300.0):
+        super().__init__(gym.make("Pendulum-v1"))
+        self._at_step, self._signals = at_step, tuple(signals)
+        self._pause_file, self._pause_seconds = pause_file, pause_seconds
+        self._steps_taken = 0
+
+    def step(self, action):
+        result = self.env.step(action)
+        self._steps_taken += 1
+        if self._steps_taken == self._at_step:
+            if self._pause_file:
+                Path(f"{self._pause_file}.paused").touch()
+                deadline = time.monotonic() + self._pause_seconds
+                while not Path(f"{self._pause_file}.go").exists():
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"nobody created {self._pause_file}.go")
+                    time.sleep(0.05)
+            for name in self._signals:
+                os.kill(os.getpid(), getattr(signal, name))
+        return result
+
+
 gym.register("UnboundedAction-v0", entry_point=UnboundedAction)
+gym.register("BoxObservation2x3-v0", entry_point=BoxObservation2x3, max_episode_steps=20)
+gym.register("NoTimeLimit-v0", entry_point=NoTimeLimit)
+gym.register("SignalsItself-v0", entry_point=SignalsItself)
 gym.register("CrashesAtStep700-v0", entry_point=CrashesAtStep700)
 gym.register("NaNRewardAtStep50-v0", entry_point=NaNRewardAtStep50)
 gym.register("DictObservation-v0", entry_point=DictObservation)

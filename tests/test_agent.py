@@ -1,9 +1,11 @@
-"""The compiled update: each of its three gradient steps moves only its own variables, the target
-critics move only by Polyak averaging, and acting respects the action box."""
+"""The compiled training call (`train_and_act`, the loop's one call per step): each of its three
+gradient steps moves only its own variables, the target critics move only by Polyak averaging, K
+stacked batches equal K calls, and the policy's actions are the squashed Gaussian's mapping."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from sac.agent import SACAgent, SACSettings
 
@@ -11,6 +13,7 @@ pytestmark = pytest.mark.unit
 
 LOW = np.array([-1.0, 0.0], np.float32)
 HIGH = np.array([3.0, 0.5], np.float32)
+OBS = np.random.default_rng(9).normal(size=(4, 5)).astype(np.float32)
 
 
 def _batch(n: int = 64, seed: int = 0) -> dict[str, np.ndarray]:
@@ -22,6 +25,12 @@ def _batch(n: int = 64, seed: int = 0) -> dict[str, np.ndarray]:
             "terminated": (rng.uniform(size=n) < 0.2).astype(np.float32)}
 
 
+def _update(agent: SACAgent, batch: dict[str, np.ndarray]) -> dict:
+    """One gradient step through the loop's own path (K = 1 stacked batch)."""
+    metrics, _ = agent.train_and_act({k: v[None] for k, v in batch.items()}, OBS)
+    return metrics
+
+
 def _snapshot(agent: SACAgent) -> dict[str, list[np.ndarray]]:
     return {"actor": agent.actor.get_weights(), "critic": agent.critic.get_weights(),
             "target": agent.target_critic.get_weights(), "log_alpha": [np.array(agent.log_alpha.numpy())]}
@@ -29,6 +38,20 @@ def _snapshot(agent: SACAgent) -> dict[str, list[np.ndarray]]:
 
 def _changed(before, after) -> bool:
     return any(not np.array_equal(b, a) for b, a in zip(before, after))
+
+
+def _reference_actions(agent: SACAgent, obs: np.ndarray, counter: int | None, jit_compile: bool) -> np.ndarray:
+    """center + half_range * tanh(mean + std * noise) in float64 numpy, from the actor's raw outputs,
+    with the noise the policy draws at `counter` (None: the squashed mean). No clip. (XLA draws
+    stateless normals with another algorithm than the plain kernels: the noise is drawn the same way.)"""
+    mean, log_std = (t.numpy().astype(np.float64) for t in agent.actor(obs))
+    u = mean
+    if counter is not None:
+        seed = tf.constant([int(agent.policy.noise_key.numpy()), 4 * counter], tf.int64)
+        draw = tf.function(lambda: tf.random.stateless_normal([obs.shape[0], 2], seed=seed), jit_compile=jit_compile)
+        u = mean + np.exp(log_std) * draw().numpy().astype(np.float64)
+    center, half = (HIGH.astype(np.float64) + LOW) / 2, (HIGH.astype(np.float64) - LOW) / 2
+    return center + half * np.tanh(u)
 
 
 @pytest.mark.parametrize("learning", ["critic", "actor", "alpha"])
@@ -40,7 +63,7 @@ def test_each_optimizer_updates_only_its_own_variables(learning):
     agent = SACAgent(5, LOW, HIGH, [16, 16], settings, seed=0, jit_compile=False)
     agent.critic.set_weights([w + 0.01 for w in agent.critic.get_weights()])  # critic != target
     before = _snapshot(agent)
-    agent.update(_batch())
+    _update(agent, _batch())
     after = _snapshot(agent)
     assert _changed(before["actor"], after["actor"]) == (learning == "actor")
     assert _changed(before["critic"], after["critic"]) == (learning == "critic")
@@ -54,21 +77,34 @@ def test_fixed_temperature_is_never_updated():
     agent = SACAgent(5, LOW, HIGH, [16, 16], SACSettings(learn_alpha=False, initial_alpha=0.2), seed=0,
                      jit_compile=False)
     for _ in range(3):
-        metrics = agent.update(_batch())
+        metrics = _update(agent, _batch())
     assert float(metrics["alpha"]) == pytest.approx(0.2)
     assert "loss/alpha" not in metrics
 
 
-def test_update_metrics_are_finite_and_acting_stays_in_the_box():
-    agent = SACAgent(5, LOW, HIGH, [16, 16], SACSettings(target_entropy=-1.0), seed=0)
-    metrics = agent.update(_batch())
+@pytest.mark.parametrize("jit_compile", [True, False])
+def test_actions_are_the_squashed_gaussian_mapping_not_a_clip(jit_compile):
+    agent = SACAgent(5, LOW, HIGH, [16, 16], SACSettings(target_entropy=-1.0), seed=0, jit_compile=jit_compile)
+    metrics = _update(agent, _batch())
     assert set(metrics) == {"loss/critic", "loss/actor", "loss/alpha", "alpha", "policy/entropy", "q/mean"}
     assert all(np.isfinite(float(v)) for v in metrics.values())
-    obs = np.random.default_rng(3).normal(scale=100, size=(500, 5)).astype(np.float32)
-    for deterministic in (False, True):
-        actions = agent.act(obs, deterministic=deterministic)
-        assert actions.shape == (500, 2) and actions.dtype == np.float32
-        assert np.all(actions >= LOW) and np.all(actions <= HIGH)
+    # Observations of moderate size keep tanh away from 1, so the box's clip does nothing here: a wrong
+    # scale or centre shows as a mismatch against the independent float64 reference.
+    obs = np.random.default_rng(3).normal(size=(500, 5)).astype(np.float32)
+    mode = agent.policy.act(obs)
+    assert mode.shape == (500, 2) and mode.dtype == np.float32
+    np.testing.assert_allclose(mode, _reference_actions(agent, obs, None, jit_compile), rtol=1e-5, atol=1e-5)
+    counter = int(agent.policy.noise_counter.numpy())
+    sampled = agent.policy.act(obs, stochastic=True)
+    reference = _reference_actions(agent, obs, counter, jit_compile)
+    np.testing.assert_allclose(sampled, reference, rtol=1e-5, atol=1e-5)
+    assert np.all(reference > LOW) and np.all(reference < HIGH)  # inside without any clip
+    assert int(agent.policy.noise_counter.numpy()) == counter + 1
+    # One observation gives one action; the fused call's actions follow the same mapping.
+    np.testing.assert_allclose(agent.policy.act(obs[0]), mode[0], rtol=1e-6, atol=1e-6)
+    counter = int(agent.policy.noise_counter.numpy())
+    _, fused_actions = agent.train_and_act({k: v[None] for k, v in _batch(seed=1).items()}, obs[:7])
+    np.testing.assert_allclose(fused_actions, _reference_actions(agent, obs[:7], counter, jit_compile), rtol=1e-5, atol=1e-5)
 
 
 def test_the_noise_follows_the_seed_same_seed_same_updates_other_seed_other_updates():
@@ -81,8 +117,8 @@ def test_the_noise_follows_the_seed_same_seed_same_updates_other_seed_other_upda
         for net, weights in zip((agent.actor, agent.critic, agent.target_critic), initial):
             net.set_weights(weights)
         for i in range(3):
-            agent.update(_batch(seed=i))
-        return agent.actor.get_weights(), agent.act(_batch()["obs"][:4])
+            _update(agent, _batch(seed=i))
+        return agent.actor.get_weights(), agent.policy.act(_batch()["obs"][:4], stochastic=True)
 
     (after_first, acts_first), (after_again, acts_again), (after_other, acts_other) = run(1), run(1), run(2)
     assert not _changed(after_first, after_again)
@@ -91,32 +127,17 @@ def test_the_noise_follows_the_seed_same_seed_same_updates_other_seed_other_upda
     assert not np.array_equal(acts_first, acts_other)
 
 
-def test_fused_train_and_act_equals_separate_update_then_act():
-    """The training loop's one call per step does exactly what an update followed by an action does."""
-    fused = SACAgent(5, LOW, HIGH, [16, 16], SACSettings(target_entropy=-1.0), seed=4)
-    separate = SACAgent(5, LOW, HIGH, [16, 16], SACSettings(target_entropy=-1.0), seed=4)
-    obs = _batch()["obs"][:1]
-    for i in range(20):
-        batch = _batch(seed=i)
-        stacked = {k: v[None] for k, v in batch.items()}
-        metrics_fused, action_fused = fused.train_and_act(stacked, obs)
-        metrics_separate = separate.update(batch)
-        action_separate = separate.act(obs)
-        np.testing.assert_allclose(action_fused, action_separate, rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(float(metrics_fused["loss/critic"]), float(metrics_separate["loss/critic"]),
-                                   rtol=1e-5)
-    for a, b in zip(fused.actor.get_weights() + fused.critic.get_weights(),
-                    separate.actor.get_weights() + separate.critic.get_weights()):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-
-
-def test_update_many_makes_exactly_k_updates_in_order():
-    many = SACAgent(5, LOW, HIGH, [16, 16], SACSettings(target_entropy=-1.0), seed=5, jit_compile=False)
-    one_by_one = SACAgent(5, LOW, HIGH, [16, 16], SACSettings(target_entropy=-1.0), seed=5, jit_compile=False)
+@pytest.mark.parametrize("jit_compile", [True, False])
+def test_k_stacked_batches_make_exactly_k_updates_in_order(jit_compile):
+    many = SACAgent(5, LOW, HIGH, [16, 16], SACSettings(target_entropy=-1.0), seed=5, jit_compile=jit_compile)
+    one_by_one = SACAgent(5, LOW, HIGH, [16, 16], SACSettings(target_entropy=-1.0), seed=5, jit_compile=jit_compile)
     batches = [_batch(seed=i) for i in range(4)]
-    many.update_many({k: np.stack([b[k] for b in batches]) for k in batches[0]})
+    metrics_many, _ = many.train_and_act({k: np.stack([b[k] for b in batches]) for k in batches[0]}, OBS)
     for b in batches:
-        one_by_one.update(b)
-    assert int(many.update_counter.numpy()) == 4
-    for a, b in zip(many.actor.get_weights(), one_by_one.actor.get_weights()):
+        metrics_one = _update(one_by_one, b)
+    assert int(many.update_counter.numpy()) == int(one_by_one.update_counter.numpy()) == 4
+    np.testing.assert_allclose(float(metrics_many["loss/critic"]), float(metrics_one["loss/critic"]), rtol=1e-5)
+    for a, b in zip(many.get_state()["actor"] + many.get_state()["critic"] + many.get_state()["target_critic"],
+                    one_by_one.get_state()["actor"] + one_by_one.get_state()["critic"]
+                    + one_by_one.get_state()["target_critic"]):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

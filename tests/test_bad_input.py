@@ -77,9 +77,15 @@ def test_play_refuses_missing_foreign_and_mismatched_checkpoints(workdir: Path):
     run = train(workdir, "total_steps=20", "learning_starts=20", "eval_every=20", "eval_episodes=1",
                 "hidden_sizes=[8]", "batch_size=8", "log_every=20")
     _assert_one_line_error(run_cli(["-m", "sac.play", "HalfCheetah-v5", str(run), "--no-render"], workdir),
+                           "was trained on Pendulum-v1, not HalfCheetah-v5", "--allow-other-env")
+    other = ["--no-render", "--allow-other-env"]
+    _assert_one_line_error(run_cli(["-m", "sac.play", "HalfCheetah-v5", str(run), *other], workdir),
                            "HalfCheetah-v5 observations have shape (17,)", "takes (3,)")
-    _assert_one_line_error(run_cli(["-m", "sac.play", "MountainCarContinuous-v0", str(run), "--no-render"],
+    _assert_one_line_error(run_cli(["-m", "sac.play", "MountainCarContinuous-v0", str(run), *other],
                                    workdir), "observations have shape (2,)")
+    # Same observation shape, other action bounds ([-1, 1] instead of Pendulum's [-2, 2]).
+    _assert_one_line_error(run_cli(["-m", "sac.play", "tests.custom_envs:CrashesAtStep700-v0", str(run), *other],
+                                   workdir), "actions lie in [[-1.], [1.]]", "acts in [[-2.], [2.]]")
     _assert_one_line_error(run_cli(["-m", "sac.play", str(run), "--video", "out.avi"], workdir), "--video")
 
 
@@ -127,6 +133,37 @@ def test_resume_refuses_what_cannot_work_and_changes_nothing_on_disk(finished_ru
     result = run_cli(["-m", "sac.train", "with", *updates], finished_runs, timeout=120)
     _assert_one_line_error(result, *fragments)
     assert _tree_digest(finished_runs) == before
+
+
+def test_resume_refuses_a_run_that_was_already_resumed(finished_runs: Path, tmp_path: Path):
+    shutil.copytree(finished_runs / "runs" / "1", tmp_path / "runs" / "1")
+    (tmp_path / "runs" / "5").mkdir()
+    (tmp_path / "runs" / "1" / "resumed_by.json").write_text(json.dumps({"run_dir": str(tmp_path / "runs" / "5")}))
+    before = _tree_digest(tmp_path)
+    result = run_cli(["-m", "sac.train", "with", "resume=runs/1", "total_steps=400"], tmp_path, timeout=120)
+    _assert_one_line_error(result, "runs/1 was already resumed as", "runs/5; resume that run instead")
+    assert _tree_digest(tmp_path) == before
+
+
+def test_resume_goes_through_a_resumed_run_that_never_saved_a_state(finished_runs: Path, tmp_path: Path):
+    """runs/2 resumed runs/1 but was stopped before its first checkpoint: resuming runs/2 continues
+    from runs/1's newest state, and runs/2's metrics (all of steps that are redone) are emptied."""
+    origin = tmp_path / "runs" / "1"
+    shutil.copytree(finished_runs / "runs" / "1", origin)
+    middle = tmp_path / "runs" / "2"
+    middle.mkdir()
+    (middle / "config.json").write_text((origin / "config.json").read_text())
+    (middle / "resume.json").write_text(json.dumps({"resumed_from": str(origin.resolve()), "step": 300}))
+    (middle / "metrics.json").write_text(json.dumps({"eval/return_mean": {"steps": [350], "values": [-1.0],
+                                                                          "timestamps": ["x"]}}))
+    (origin / "resumed_by.json").write_text(json.dumps({"run_dir": str(middle.resolve())}))
+    result = run_cli(["-m", "sac.train", "with", "resume=runs/2", "total_steps=400"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    link = json.loads((tmp_path / "runs" / "3" / "resume.json").read_text())
+    assert link["step"] == 300 and link["state"] == str((origin / "checkpoints" / "state-300.pkl").resolve())
+    assert link["resumed_from"] == str(middle.resolve())
+    assert read_metrics(middle) == {}
+    assert read_metrics(tmp_path / "runs" / "3")["eval/return_mean"]["steps"] == [400]
 
 
 def test_play_refuses_truncated_and_malicious_checkpoints_and_runs_nothing(finished_runs: Path):

@@ -1,5 +1,6 @@
-"""Policy checkpoints: outputs survive the round trip, files are written atomically and pruned, and
-loading refuses anything that is not plain data."""
+"""Checkpoint files: policy outputs survive the round trip, files are written atomically and pruned,
+loading refuses anything that is not plain data, the newest intact file is used, and the run's
+checkpoint writer never writes NaN and leaves every earlier file as it was when a write fails."""
 from __future__ import annotations
 
 import errno
@@ -13,6 +14,7 @@ import pytest
 from sac import checkpoint
 from sac.errors import UserError
 from sac.networks import build_actor, build_critic
+from sac.policy import find_policy_file, load_policy, policy_payload, read_policy_file
 
 from .conftest import malicious_pickle
 
@@ -26,7 +28,7 @@ CONFIG = {"env_id": "Some-v0", "env_kwargs": {"a": 1}, "hidden_sizes": [16, 8]}
 def _payload(step: int = 100, seed: int = 0) -> tuple[dict, object]:
     actor = build_actor(5, LOW, HIGH, [16, 8], seed=seed)
     critic = build_critic(5, 2, [16, 8], seed=seed + 1)
-    payload = checkpoint.policy_payload(step=step, config=CONFIG, observation_shape=(5,), action_low=LOW,
+    payload = policy_payload(step=step, config=CONFIG, observation_shape=(5,), action_low=LOW,
                                         action_high=HIGH, hidden_sizes=[16, 8],
                                         actor_weights=actor.get_weights(), critic_weights=critic.get_weights())
     return payload, actor
@@ -35,7 +37,7 @@ def _payload(step: int = 100, seed: int = 0) -> tuple[dict, object]:
 def test_round_trip_gives_the_same_actions_and_every_variable(tmp_path: Path):
     payload, actor = _payload(seed=3)
     path = checkpoint.save_checkpoint(tmp_path, payload, keep=5)
-    policy = checkpoint.load_policy(path)
+    policy = load_policy(path)
     obs = np.random.default_rng(0).normal(size=(64, 5)).astype(np.float32)
     np.testing.assert_array_equal(policy.act(obs), actor.mode(obs).numpy())
     np.testing.assert_array_equal(policy.act(obs[0]), actor.mode(obs[:1]).numpy()[0])
@@ -43,7 +45,7 @@ def test_round_trip_gives_the_same_actions_and_every_variable(tmp_path: Path):
     assert len(restored) == len(actor.get_weights()) == 6
     for a, b in zip(restored, actor.get_weights()):
         np.testing.assert_array_equal(a, b)
-    loaded = checkpoint.load_checkpoint(path)
+    loaded = read_policy_file(path)
     assert loaded["env_kwargs"] == {"a": 1} and loaded["step"] == 100
     for a, b in zip(loaded["critic"], payload["critic"]):
         np.testing.assert_array_equal(a, b)
@@ -53,7 +55,7 @@ def test_only_the_newest_checkpoints_are_kept_and_no_temporary_file_remains(tmp_
     for step in (10, 20, 30, 40):
         checkpoint.save_checkpoint(tmp_path, _payload(step)[0], keep=2)
     assert sorted(os.listdir(tmp_path)) == ["model-30.pkl", "model-40.pkl"]
-    assert checkpoint.latest_checkpoint(tmp_path) == tmp_path / "model-40.pkl"
+    assert find_policy_file(tmp_path)[0] == tmp_path / "model-40.pkl"
 
 
 def test_a_pickle_that_would_run_code_is_refused_and_the_code_never_runs(tmp_path: Path):
@@ -61,7 +63,7 @@ def test_a_pickle_that_would_run_code_is_refused_and_the_code_never_runs(tmp_pat
     evil = tmp_path / "model-1.pkl"
     evil.write_bytes(malicious_pickle(marker))
     with pytest.raises(UserError, match="plain data only"):
-        checkpoint.load_checkpoint(evil)
+        read_policy_file(evil)
     assert not marker.exists()
 
 
@@ -70,15 +72,16 @@ def test_truncated_foreign_and_missing_files_are_refused_clearly(tmp_path: Path)
     truncated = tmp_path / "truncated.pkl"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     with pytest.raises(UserError, match="damaged or truncated"):
-        checkpoint.load_checkpoint(truncated)
+        read_policy_file(truncated)
     foreign = tmp_path / "foreign.pkl"
     foreign.write_bytes(pickle.dumps({"some": "dict"}))
     with pytest.raises(UserError, match="not a sac checkpoint"):
-        checkpoint.load_checkpoint(foreign)
+        read_policy_file(foreign)
     with pytest.raises(UserError, match="does not exist"):
-        checkpoint.load_checkpoint(tmp_path / "nothing.pkl")
+        read_policy_file(tmp_path / "nothing.pkl")
+    (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no checkpoint"):
-        checkpoint.latest_checkpoint(tmp_path / "empty")
+        find_policy_file(tmp_path / "empty")
 
 
 def test_a_damaged_byte_is_detected_by_the_checksum(tmp_path: Path):
@@ -87,7 +90,7 @@ def test_a_damaged_byte_is_detected_by_the_checksum(tmp_path: Path):
     data[len(data) // 2] ^= 0x01  # one bit, inside the weights: the pickle itself still parses
     path.write_bytes(bytes(data))
     with pytest.raises(UserError, match="checksum does not match"):
-        checkpoint.load_checkpoint(path)
+        read_policy_file(path)
 
 
 def _state(step: int) -> dict:
@@ -136,4 +139,74 @@ def test_a_full_disk_leaves_the_previous_checkpoint_intact_and_no_temporary_file
 def test_a_training_state_given_where_a_policy_is_expected_points_to_the_policy(tmp_path: Path):
     path = checkpoint.save_checkpoint(tmp_path, _state(100), keep=1, kind="state")
     with pytest.raises(UserError, match="is a training state .*model-100.pkl"):
-        checkpoint.load_checkpoint(path)
+        read_policy_file(path)
+
+
+def test_a_run_directory_falls_back_to_the_newest_intact_policy_with_a_warning(tmp_path: Path, capsys):
+    for step in (100, 200):
+        checkpoint.save_checkpoint(tmp_path / "checkpoints", _payload(step, seed=step)[0], keep=5)
+    newest = tmp_path / "checkpoints" / "model-200.pkl"
+    newest.write_bytes(newest.read_bytes()[:-100])
+    assert load_policy(tmp_path).step == 100
+    warning = capsys.readouterr().err
+    assert "model-200.pkl is damaged or truncated" in warning and "; trying the previous checkpoint" in warning
+    (tmp_path / "checkpoints" / "model-100.pkl").write_bytes(b"junk")
+    with pytest.raises(UserError, match="no policy checkpoint in .* reads back whole"):
+        load_policy(tmp_path)
+
+
+def _writer_run(tmp_path: Path):
+    from sac.builder import build_run
+    from sac.config import run_config
+
+    config = run_config(total_steps=400, learning_starts=100, hidden_sizes=[8], batch_size=8, eval_episodes=1,
+                        keep_checkpoints=1, jit_compile=False)
+    return build_run(config, run_dir=tmp_path, stream=open(os.devnull, "w"))
+
+
+def _loop_state(step: int):
+    from sac.loop import LoopState
+
+    return LoopState(step=step, episode_return=np.zeros(1), episode_length=np.zeros(1, int))
+
+
+def test_a_failed_state_write_leaves_every_earlier_file_and_names_the_intact_state(tmp_path: Path, monkeypatch):
+    parts = _writer_run(tmp_path)
+    directory = tmp_path / "checkpoints"
+    parts.checkpoints(100, _loop_state(100))
+    assert sorted(os.listdir(directory)) == ["model-100.pkl", "state-100.pkl"]
+    before = {name: (directory / name).read_bytes() for name in os.listdir(directory)}
+    real_write = checkpoint.write_payload
+
+    def full_disk_for_states(path, payload):
+        if Path(path).name.startswith("state-"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(path, payload)
+
+    monkeypatch.setattr(checkpoint, "write_payload", full_disk_for_states)
+    with pytest.raises(UserError, match=r"could not write the checkpoint of step 200 .*No space left on device; "
+                                        r"the previous training state .*state-100.pkl is intact"):
+        parts.checkpoints(200, _loop_state(200))
+    # keep_checkpoints=1, yet model-100 is still there: nothing is pruned before both files are written.
+    assert sorted(os.listdir(directory)) == ["model-100.pkl", "model-200.pkl", "state-100.pkl"]
+    assert all((directory / name).read_bytes() == data for name, data in before.items())
+    monkeypatch.setattr(checkpoint, "write_payload", real_write)
+    parts.checkpoints(300, _loop_state(300))
+    assert sorted(os.listdir(directory)) == ["model-300.pkl", "state-100.pkl", "state-300.pkl"]
+    assert parts.checkpoints.last_state == directory / "state-300.pkl"
+    parts.close()
+
+
+def test_weights_holding_nan_are_never_written(tmp_path: Path):
+    from sac.loop import NonFiniteError
+
+    parts = _writer_run(tmp_path)
+    parts.checkpoints(100, _loop_state(100))
+    weights = parts.agent.critic.get_weights()
+    weights[0][0, 0] = np.nan
+    parts.agent.critic.set_weights(weights)
+    with pytest.raises(NonFiniteError) as raised:
+        parts.checkpoints(200, _loop_state(200))
+    assert raised.value.step == 200 and any(name.startswith("critic/") for name in raised.value.quantities)
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["model-100.pkl", "state-100.pkl"]
+    parts.close()

@@ -84,3 +84,12 @@ def test_unknown_entries_are_refused_with_a_suggestion():
     cfg["learning_rate"] = 1e-3
     with pytest.raises(UserError, match="unknown config entry 'learning_rate'"):
         config.validate_config(cfg)
+
+
+def test_the_run_config_has_exactly_the_config_entries_and_carries_them_unchanged():
+    assert set(config.RunConfig.__dataclass_fields__) == config.known_entries()
+    checked = config.run_config(seed=3, hidden_sizes=(32, 16), env_kwargs={"a": 1})
+    assert checked.seed == 3 and checked.hidden_sizes == [32, 16] and checked.env_kwargs == {"a": 1}
+    assert checked.to_dict() == {**_default(), "seed": 3, "hidden_sizes": [32, 16], "env_kwargs": {"a": 1}}
+    with pytest.raises(UserError, match="batch_size must be a positive integer"):
+        config.run_config(batch_size=0)

@@ -8,6 +8,9 @@ import pytest
 
 from .conftest import read_metrics, train
 
+# Same seed, same run is a CPU promise (GPU kernels may reorder sums): these runs never see a GPU.
+CPU_ONLY = {"CUDA_VISIBLE_DEVICES": "-1"}
+
 pytestmark = pytest.mark.unit
 
 RUN = ["total_steps=1200", "learning_starts=600", "eval_every=400", "eval_episodes=2", "log_every=100",
@@ -20,9 +23,9 @@ def _learning_metrics(run: Path) -> dict[str, tuple[list, list]]:
 
 
 def test_same_seed_identical_metrics_other_seed_different(tmp_path: Path):
-    first = _learning_metrics(train(tmp_path, *RUN, "seed=5"))
-    second = _learning_metrics(train(tmp_path, *RUN, "seed=5"))
-    other = _learning_metrics(train(tmp_path, *RUN, "seed=6"))
+    first = _learning_metrics(train(tmp_path, *RUN, "seed=5", env=CPU_ONLY))
+    second = _learning_metrics(train(tmp_path, *RUN, "seed=5", env=CPU_ONLY))
+    other = _learning_metrics(train(tmp_path, *RUN, "seed=6", env=CPU_ONLY))
     # 600 gradient steps (steps 601..1200), logged every 100 steps.
     assert first["loss/critic"][0] == list(range(700, 1201, 100))
     assert first == second

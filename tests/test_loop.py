@@ -2,16 +2,15 @@
 checkpoints, with one env or several and with the update-schedule options."""
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from sac.agent import SACAgent, SACSettings
-from sac.envs import make_vector_env, observation_dim
-from sac.loop import Schedule, train_loop
-from sac.metrics import MetricsLogger
-from sac.replay import ReplayBuffer
+from sac.builder import build_run
+from sac.config import run_config
 from sac.seeding import RunSeeds
 
 pytestmark = pytest.mark.unit
@@ -19,23 +18,22 @@ pytestmark = pytest.mark.unit
 ENV_ID = "tests.custom_envs:DictObservation-v0"  # truncated (time limit) after 20 steps, never terminated
 
 
-def _train(total_steps=50, learning_starts=30, num_envs=1, train_every=1, gradient_steps=1, eval_every=20,
-           checkpoint_every=25, log_every=10):
-    envs, eval_envs = make_vector_env(ENV_ID, {}, num_envs), make_vector_env(ENV_ID, {}, 2)
-    space = envs.single_action_space
-    obs_dim = observation_dim(envs.single_observation_space)
-    agent = SACAgent(obs_dim, space.low, space.high, [8], SACSettings(target_entropy=-1.0), seed=0,
-                     jit_compile=False)
-    buffer = ReplayBuffer(100, obs_dim, space.low.shape[0], seed=0, num_streams=num_envs)
-    logger = MetricsLogger(None, None, total_steps=total_steps, stream=io.StringIO())
-    schedule = Schedule(total_steps=total_steps, learning_starts=learning_starts, batch_size=8,
-                        eval_every=eval_every, checkpoint_every=checkpoint_every,
-                        log_every=log_every, train_every=train_every, gradient_steps=gradient_steps)
+def _parts(total_steps=50, learning_starts=30, num_envs=1, train_every=1, gradient_steps=1, eval_every=20,
+           checkpoint_every=25, log_every=10, buffer_size=100, seed=0):
+    """A run's parts from the same builder sac.train uses (no run directory: no files)."""
+    config = run_config(env_id=ENV_ID, seed=seed, total_steps=total_steps, learning_starts=learning_starts,
+                        num_envs=num_envs, train_every=train_every, gradient_steps=gradient_steps,
+                        eval_every=eval_every, eval_episodes=2, checkpoint_every=checkpoint_every,
+                        log_every=log_every, buffer_size=buffer_size, batch_size=8, hidden_sizes=[8],
+                        target_entropy=-1.0, jit_compile=False)
+    return build_run(config, run_dir=None, stream=io.StringIO())
+
+
+def _train(**kwargs):
+    parts = _parts(**kwargs)
     saved: list[int] = []
-    train_loop(envs=envs, eval_envs=eval_envs, agent=agent, buffer=buffer, schedule=schedule,
-               seeds=RunSeeds.from_seed(0), logger=logger,
-               save_checkpoint=lambda step, _state: saved.append(step))
-    return agent, buffer, logger, saved
+    parts.train(save_checkpoint=lambda step, _state: saved.append(step))
+    return parts.agent, parts.buffer, parts.logger, saved
 
 
 def _steps(logger, name):
@@ -81,54 +79,40 @@ def test_vector_envs_store_every_transition_of_every_env_and_count_steps_over_al
     assert saved == [27, 51, 60]
 
 
-def _parts(num_envs: int, total_steps: int, schedule_kwargs: dict, seed: int = 0):
-    envs, eval_envs = make_vector_env(ENV_ID, {}, num_envs), make_vector_env(ENV_ID, {}, 2)
-    space = envs.single_action_space
-    obs_dim = observation_dim(envs.single_observation_space)
-    agent = SACAgent(obs_dim, space.low, space.high, [8], SACSettings(target_entropy=-1.0), seed=seed,
-                     jit_compile=False)
-    buffer = ReplayBuffer(200, obs_dim, space.low.shape[0], seed=seed, num_streams=num_envs)
-    logger = MetricsLogger(None, None, total_steps=total_steps, stream=io.StringIO())
-    schedule = Schedule(total_steps=total_steps, batch_size=8, **schedule_kwargs)
-    return envs, eval_envs, agent, buffer, logger, schedule
-
-
 @pytest.mark.parametrize("num_envs, train_every, gradient_steps", [(1, 1, 1), (2, 3, 2)])
 def test_a_loop_stopped_between_episodes_and_resumed_equals_the_loop_left_alone(num_envs, train_every,
                                                                                   gradient_steps):
     from sac import training_state
 
     total, stop_at = 160, 80  # 20-step episodes: step 80 is between episodes for 1 or 2 envs
-    kwargs = dict(learning_starts=30, eval_every=40, checkpoint_every=1000, log_every=10,
-                  train_every=train_every, gradient_steps=gradient_steps)
-    seeds = RunSeeds.from_seed(0)
+    kwargs = dict(total_steps=total, learning_starts=30, eval_every=40, checkpoint_every=1000, log_every=10,
+                  train_every=train_every, gradient_steps=gradient_steps, num_envs=num_envs, buffer_size=200)
 
-    envs, eval_envs, agent, buffer, logger, schedule = _parts(num_envs, total, kwargs)
-    train_loop(envs=envs, eval_envs=eval_envs, agent=agent, buffer=buffer, schedule=schedule, seeds=seeds,
-               logger=logger, save_checkpoint=lambda step, state: None)
-    alone_agent, alone_logger = agent, logger
+    with tf.device("/CPU:0"):  # exact equality is a CPU promise (README): pinned where a GPU is seen
+        alone = _parts(**kwargs)
+        alone.train()
 
-    # First part: a stop request at step 80 (as a SIGTERM handler would make); the state is captured
-    # the way sac.train saves it.
-    envs, eval_envs, agent, buffer, logger, schedule = _parts(num_envs, total, kwargs)
-    saved = {}
+        # First part: a stop request at step 80 (as a SIGTERM handler would make); the state is captured
+        # the way sac.train's checkpoint writer captures it.
+        first = _parts(**kwargs)
+        saved = {}
 
-    def save(step, loop_state):
-        saved["payload"] = training_state.capture(
-            config={"env_id": ENV_ID}, agent=agent, buffer=buffer, envs=envs,
-            loop_state=loop_state, metrics_record=logger.record(), observation_shape=(5,))
+        def save(step, loop_state):
+            saved["payload"] = training_state.capture(
+                config={"env_id": ENV_ID}, agent=first.agent, buffer=first.buffer, envs=first.envs,
+                loop_state=loop_state, metrics_record=first.logger.record(), observation_shape=(5,))
 
-    stopped = train_loop(envs=envs, eval_envs=eval_envs, agent=agent, buffer=buffer, schedule=schedule, seeds=seeds,
-                         logger=logger, save_checkpoint=save, stop_requested=lambda: logger_step(logger) >= stop_at)
-    assert stopped.step == stop_at and saved["payload"]["step"] == stop_at
-    first_logger = logger
+        stopped = first.train(save_checkpoint=save, stop_requested=lambda: logger_step(first.logger) >= stop_at)
+        assert stopped.step == stop_at and saved["payload"]["step"] == stop_at
 
-    # Second part: fresh objects (other seeds, so nothing matches by accident), restored, resumed.
-    envs, eval_envs, agent, buffer, logger, schedule = _parts(num_envs, total, kwargs, seed=7)
-    resume = training_state.restore(saved["payload"], agent=agent, buffer=buffer, envs=envs)
-    final = train_loop(envs=envs, eval_envs=eval_envs, agent=agent, buffer=buffer, schedule=schedule, seeds=seeds,
-                       logger=logger, save_checkpoint=lambda step, state: None, resume=resume)
-    assert final.step == total
+        # Second part: fresh parts built with another seed (so nothing matches by accident), restored and
+        # resumed; a resumed run has its run's seeds (sac.train keeps the config), so those are the same.
+        second = dataclasses.replace(_parts(**kwargs, seed=7), seeds=RunSeeds.from_seed(0))
+        resume = second.restore(saved["payload"], state_path="state-80.pkl")
+        final = second.train(resume=resume)
+        assert final.step == total
+    alone_agent, alone_logger, first_logger, agent, logger = (alone.agent, alone.logger, first.logger,
+                                                                second.agent, second.logger)
 
     a, b = alone_agent.get_state(), agent.get_state()
     for group in a:

@@ -40,17 +40,34 @@ def _episodes(rng, n: int, obs_dim: int = 3, max_len: int = 6):
             obs = next_obs
 
 
+def _add(buffer: ReplayBuffer, obs, action, reward, next_obs, terminated, truncated) -> None:
+    """One transition into a single-stream buffer (the loop's add_batch with one row)."""
+    buffer.add_batch(np.asarray(obs)[None], np.asarray(action)[None], np.asarray([reward]), np.asarray(next_obs)[None],
+                     np.asarray([terminated]), np.asarray([truncated]))
+
+
+def _sample(buffer: ReplayBuffer, n: int) -> dict:
+    """n transitions through the loop's own sampler (one stacked batch)."""
+    return {key: value[0] for key, value in buffer.sample_stack(1, n).items()}
+
+
+def _rows(batch: dict) -> list[tuple]:
+    return [tuple(np.round(np.concatenate([batch["obs"][i], batch["action"][i], [batch["reward"][i]],
+                                           batch["next_obs"][i], [batch["terminated"][i]]]).astype(np.float64), 5))
+            for i in range(len(batch["reward"]))]
+
+
 def _as_set(batch: dict) -> set:
-    return {tuple(np.round(np.concatenate([batch["obs"][i], batch["action"][i], [batch["reward"][i]],
-                                           batch["next_obs"][i], [batch["terminated"][i], batch["truncated"][i]]]
-                                          ).astype(np.float64), 5))
-            for i in range(len(batch["reward"]))}
+    return set(_rows(batch))
+
+
+def _naive_row(o, a, r, n, te, tr) -> tuple:
+    return tuple(np.round(np.concatenate([np.float32(o), np.float32(a), [np.float32(r)], np.float32(n),
+                                          np.float32([te])]).astype(np.float64), 5))
 
 
 def _naive_set(items) -> set:
-    return {tuple(np.round(np.concatenate([np.float32(o), np.float32(a), [np.float32(r)], np.float32(n),
-                                           np.float32([te, tr])]).astype(np.float64), 5))
-            for o, a, r, n, te, tr in items}
+    return {_naive_row(*item) for item in items}
 
 
 @pytest.mark.parametrize("capacity, n", [(50, 30), (50, 50), (50, 51), (50, 437), (7, 100)])
@@ -59,9 +76,9 @@ def test_sampled_transitions_are_exactly_the_stored_ones_with_their_true_next_ob
     buffer = ReplayBuffer(capacity, obs_dim=3, action_dim=2, seed=0)
     naive = NaiveBuffer(capacity)
     for transition in _episodes(rng, n):
-        buffer.add(*transition)
+        _add(buffer, *transition)
         naive.add(*transition)
-    sampled = _as_set(buffer.sample(20_000))
+    sampled = _as_set(_sample(buffer, 20_000))
     expected = _naive_set(naive.items)
     if n >= capacity:
         # Once full, the oldest transition's observation slot holds the newest next observation.
@@ -76,22 +93,25 @@ def test_sampled_transitions_are_exactly_the_stored_ones_with_their_true_next_ob
 def test_sampling_is_uniform():
     buffer = ReplayBuffer(capacity=100, obs_dim=1, action_dim=1, seed=0)
     for i in range(4):
-        buffer.add([i], [0.0], float(i), [i + 1], False, False)
-    counts = np.bincount(buffer.sample(40_000)["reward"].astype(int), minlength=5)
+        _add(buffer, [i], [0.0], float(i), [i + 1], False, False)
+    counts = np.bincount(_sample(buffer, 40_000)["reward"].astype(int), minlength=5)
     assert counts[4] == 0
     np.testing.assert_allclose(counts[:4] / 40_000, 0.25, atol=0.01)
 
 
 def test_terminated_and_truncated_are_stored_apart_and_truncation_keeps_its_final_observation():
     buffer = ReplayBuffer(capacity=10, obs_dim=1, action_dim=1, seed=0)
-    buffer.add([0.0], [0.0], 0.0, [1.0], False, False)
-    buffer.add([1.0], [0.0], 1.0, [99.0], False, True)   # time limit: final obs 99, then reset to 5
-    buffer.add([5.0], [0.0], 2.0, [6.0], True, False)     # terminal: final obs 6, then reset to 7
-    buffer.add([7.0], [0.0], 3.0, [8.0], False, False)
-    batch = buffer.sample(2_000)
-    by_reward = {float(r): (float(n[0]), te, tr) for r, n, te, tr in
-                 zip(batch["reward"], batch["next_obs"], batch["terminated"], batch["truncated"])}
-    assert by_reward == {0.0: (1.0, 0.0, 0.0), 1.0: (99.0, 0.0, 1.0), 2.0: (6.0, 1.0, 0.0), 3.0: (8.0, 0.0, 0.0)}
+    _add(buffer, [0.0], [0.0], 0.0, [1.0], False, False)
+    _add(buffer, [1.0], [0.0], 1.0, [99.0], False, True)   # time limit: final obs 99, then reset to 5
+    _add(buffer, [5.0], [0.0], 2.0, [6.0], True, False)     # terminal: final obs 6, then reset to 7
+    _add(buffer, [7.0], [0.0], 3.0, [8.0], False, False)
+    batch = _sample(buffer, 2_000)
+    by_reward = {float(r): (float(n[0]), te) for r, n, te in zip(batch["reward"], batch["next_obs"], batch["terminated"])}
+    # The update sees: the time-limit end bootstraps (not terminated) from its true final observation.
+    assert by_reward == {0.0: (1.0, 0.0), 1.0: (99.0, 0.0), 2.0: (6.0, 1.0), 3.0: (8.0, 0.0)}
+    # The record keeps how each episode ended.
+    np.testing.assert_array_equal(buffer.terminated[:4], [False, False, True, False])
+    np.testing.assert_array_equal(buffer.truncated[:4], [False, True, False, False])
 
 
 def test_streams_keep_each_environment_s_episodes_apart():
@@ -104,7 +124,7 @@ def test_streams_keep_each_environment_s_episodes_apart():
         for r in rows:
             naive.add(*r)
     assert len(buffer) == 30
-    assert _as_set(buffer.sample(20_000)) == _naive_set(naive.items)
+    assert _as_set(_sample(buffer, 20_000)) == _naive_set(naive.items)
 
 
 def test_memory_per_transition_stays_small_and_the_final_table_grows_with_episodes():
@@ -113,18 +133,44 @@ def test_memory_per_transition_stays_small_and_the_final_table_grows_with_episod
     assert buffer.nbytes == 1000 * 1470
     rng = np.random.default_rng(0)
     for i in range(3000):  # episodes of 100 steps: about 10 in the buffer at a time
-        buffer.add(rng.normal(size=348), rng.normal(size=17), 0.0, rng.normal(size=348), False, i % 100 == 99)
+        _add(buffer, rng.normal(size=348), rng.normal(size=17), 0.0, rng.normal(size=348), False, i % 100 == 99)
     assert buffer.final_obs.shape[0] == 16  # grown once, to its minimum
     assert buffer.nbytes < 1000 * 1470 + 16 * 348 * 4 + 1
 
 
-def test_stacked_batches_and_same_seed_same_samples():
+@pytest.mark.parametrize("streams, capacity, steps", [(3, 60, 14), (3, 60, 47), (2, 16, 100)])
+def test_stacked_batches_from_several_streams_are_uniform_independent_and_whole(streams, capacity, steps):
+    """sample_stack, the loop's sampler, against the naive reference: with several streams, before and
+    after the buffer wraps around, every draw is a whole stored transition, every valid transition is
+    drawn about equally often, and the K batches are drawn independently (not copies of one)."""
+    buffer = ReplayBuffer(capacity=capacity, obs_dim=3, action_dim=2, seed=1, num_streams=streams)
+    per_stream = capacity // streams
+    naive = [NaiveBuffer(per_stream) for _ in range(streams)]
+    sources = [_episodes(np.random.default_rng(20 + i), steps) for i in range(streams)]
+    for _ in range(steps):
+        rows = [next(source) for source in sources]
+        buffer.add_batch(*[np.array([r[k] for r in rows]) for k in range(6)])
+        for reference, row in zip(naive, rows):
+            reference.add(*row)
+    # Once a stream wraps, its oldest slot's observation is overwritten by the newest next observation.
+    valid = [item for reference in naive
+             for item in (reference.items[1:] if steps >= per_stream else reference.items)]
+    expected = [_naive_row(*item) for item in valid]
+    k, b = 8, 4000
+    stack = buffer.sample_stack(k, b)
+    assert stack["obs"].shape == (k, b, 3) and stack["terminated"].shape == (k, b) and "truncated" not in stack
+    rows = [_rows({key: value[i] for key, value in stack.items()}) for i in range(k)]
+    assert set().union(*map(set, rows)) == set(expected)  # whole transitions, and all of them drawn
+    counts = np.array([sum(row == e for batch in rows for row in batch) for e in expected])
+    np.testing.assert_allclose(counts / (k * b), 1.0 / len(expected), rtol=0.35)  # uniform
+    assert len({tuple(batch) for batch in rows}) == k  # independent batches
+
+
+def test_same_seed_same_samples_and_an_empty_buffer_refuses_to_sample():
     a, b = (ReplayBuffer(capacity=10, obs_dim=3, action_dim=2, seed=7) for _ in range(2))
     for transition in _episodes(np.random.default_rng(0), 10):
-        a.add(*transition)
-        b.add(*transition)
-    np.testing.assert_array_equal(a.sample(32)["reward"], b.sample(32)["reward"])
-    stack = a.sample_stack(4, 8)
-    assert stack["obs"].shape == (4, 8, 3) and stack["terminated"].shape == (4, 8)
+        _add(a, *transition)
+        _add(b, *transition)
+    np.testing.assert_array_equal(a.sample_stack(3, 32)["reward"], b.sample_stack(3, 32)["reward"])
     with pytest.raises(ValueError):
-        ReplayBuffer(capacity=10, obs_dim=3, action_dim=2, seed=0).sample(1)
+        ReplayBuffer(capacity=10, obs_dim=3, action_dim=2, seed=0).sample_stack(1, 1)

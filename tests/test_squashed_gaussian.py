@@ -98,16 +98,26 @@ def test_log_prob_and_gradients_stay_finite_far_beyond_tanh_saturation_and_at_st
     assert sg.bound_log_std(tf.constant(1e3)).numpy() == pytest.approx(sg.LOG_STD_MAX)
 
 
-def test_actions_never_leave_the_box_and_saturate_at_its_bounds():
+def test_actions_are_the_scaled_tanh_of_the_sample_and_saturate_exactly_at_the_bounds():
     low, high = np.array([-1.0, 0.0, -3.0], np.float32), np.array([3.0, 0.5, 1.0], np.float32)
     center, half = tf.constant((high + low) / 2), tf.constant((high - low) / 2)
     rng = np.random.default_rng(2)
-    mean = tf.constant(rng.normal(scale=10, size=(10_000, 3)), tf.float32)
-    log_std = sg.bound_log_std(tf.constant(rng.normal(scale=3, size=(10_000, 3)), tf.float32))
-    action, _ = sg.sample(mean, log_std, tf.constant(rng.normal(size=(10_000, 3)), tf.float32), center, half)
-    action = action.numpy()
-    assert np.all(action >= low) and np.all(action <= high)
-    pushed_up = sg.mode(tf.fill([1, 3], 100.0), center, half).numpy()[0]
-    pushed_down = sg.mode(tf.fill([1, 3], -100.0), center, half).numpy()[0]
-    np.testing.assert_array_equal(pushed_up, high)
-    np.testing.assert_array_equal(pushed_down, low)
+    mean = rng.normal(scale=10, size=(10_000, 3)).astype(np.float32)
+    log_std = sg.bound_log_std(tf.constant(rng.normal(scale=3, size=(10_000, 3)), tf.float32)).numpy()
+    noise = rng.normal(size=(10_000, 3)).astype(np.float32)
+    action = sg.sample(tf.constant(mean), tf.constant(log_std), tf.constant(noise), center, half)[0].numpy()
+    # The mapping itself, against float64 numpy and without any clip: a wrong centre or scale would be
+    # hidden by the final clip if the test only checked that actions lie in the box.
+    expected = (high.astype(np.float64) + low) / 2 + (high.astype(np.float64) - low) / 2 * np.tanh(
+        mean.astype(np.float64) + np.exp(log_std.astype(np.float64)) * noise)
+    np.testing.assert_allclose(action, expected, rtol=1e-6, atol=1e-6)
+    assert np.all(expected >= low) and np.all(expected <= high)
+    unclipped = center.numpy() + half.numpy() * np.tanh(mean + np.exp(log_std) * noise)  # float32, as computed
+    assert np.all(unclipped >= low) and np.all(unclipped <= high)  # the clip only guards rounding
+    # The mean's image: the box's centre at 0, a known interior point at atanh(0.5), the bounds exactly
+    # where tanh saturates.
+    np.testing.assert_array_equal(sg.mode(tf.zeros([1, 3]), center, half).numpy()[0], (high + low) / 2)
+    np.testing.assert_allclose(sg.mode(tf.fill([1, 3], float(np.arctanh(0.5))), center, half).numpy()[0],
+                               (high + low) / 2 + 0.5 * (high - low) / 2, rtol=1e-6)
+    np.testing.assert_array_equal(sg.mode(tf.fill([1, 3], 100.0), center, half).numpy()[0], high)
+    np.testing.assert_array_equal(sg.mode(tf.fill([1, 3], -100.0), center, half).numpy()[0], low)

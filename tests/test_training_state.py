@@ -28,15 +28,20 @@ def _batches(k: int, n: int = 32, seed: int = 0) -> dict[str, np.ndarray]:
             "terminated": (rng.uniform(size=(k, n)) < 0.2).astype(np.float32)}
 
 
+def _train(agent: SACAgent, batches: dict[str, np.ndarray]) -> dict:
+    metrics, _ = agent.train_and_act(batches, np.zeros((1, 5), np.float32))
+    return metrics
+
+
 def _agent(seed: int) -> SACAgent:
     return SACAgent(5, LOW, HIGH, [16, 16], SACSettings(target_entropy=-1.0, tau=0.1), seed=seed)
 
 
 def test_every_variable_and_every_output_survives_a_save_and_load(tmp_path: Path):
     trained = _agent(seed=1)
-    trained.update_many(_batches(5))  # Adam moments, counters, targets and alpha all move away from init
+    _train(trained, _batches(5))  # Adam moments, counters, targets and alpha all move away from init
     obs = np.random.default_rng(2).normal(size=(64, 5)).astype(np.float32)
-    trained.act(obs)
+    trained.policy.act(obs, stochastic=True)
     path = checkpoint.save_checkpoint(tmp_path, {"format": "x", "step": 5, "agent": trained.get_state()},
                                       keep=1, kind="state")
     restored = _agent(seed=99)  # different initial weights, so nothing matches by accident
@@ -51,15 +56,15 @@ def test_every_variable_and_every_output_survives_a_save_and_load(tmp_path: Path
         for a, b in zip(saved[group], loaded[group], strict=True):
             np.testing.assert_array_equal(a, b, err_msg=group)
     # Outputs, not only arrays: a variable that is saved but not wired into the model would show here.
-    np.testing.assert_array_equal(trained.act(obs, deterministic=True), restored.act(obs, deterministic=True))
+    np.testing.assert_array_equal(trained.policy.act(obs), restored.policy.act(obs))
     action = np.random.default_rng(3).uniform(LOW, HIGH, size=(64, 2)).astype(np.float32)
     for net in ("critic", "target_critic"):
         for q_a, q_b in zip(getattr(trained, net)(obs, action), getattr(restored, net)(obs, action)):
             np.testing.assert_array_equal(q_a.numpy(), q_b.numpy())
     # The optimizers' moments and the noise counters too: the next update and the next sampled
     # actions are identical.
-    np.testing.assert_array_equal(trained.act(obs), restored.act(obs))
-    m_a, m_b = trained.update_many(_batches(2, seed=4)), restored.update_many(_batches(2, seed=4))
+    np.testing.assert_array_equal(trained.policy.act(obs, stochastic=True), restored.policy.act(obs, stochastic=True))
+    m_a, m_b = _train(trained, _batches(2, seed=4)), _train(restored, _batches(2, seed=4))
     for name in m_a:
         assert float(m_a[name]) == float(m_b[name]), name
     for a, b in zip(trained.get_state()["actor"], restored.get_state()["actor"]):
@@ -94,7 +99,7 @@ def test_the_replay_buffer_and_its_sampler_survive_a_save_and_load(tmp_path: Pat
                                                                       new_capacity):
     buffer = ReplayBuffer(capacity, 3, 2, seed=5, num_streams=streams)
     _fill(buffer, steps)
-    buffer.sample(7)  # the sampler's generator has moved on
+    buffer.sample_stack(1, 7)  # the sampler's generator has moved on
     path = checkpoint.save_checkpoint(tmp_path, {"step": steps, "replay": buffer.get_state()}, keep=1, kind="state")
     restored = ReplayBuffer(new_capacity, 3, 2, seed=123, num_streams=streams)
     restored.set_state(checkpoint.read_payload(path)["replay"])
@@ -105,7 +110,7 @@ def test_the_replay_buffer_and_its_sampler_survive_a_save_and_load(tmp_path: Pat
             np.testing.assert_array_equal(a[key], b[key], err_msg=key)
     _fill(buffer, 5, seed=9)  # and both go on identically
     _fill(restored, 5, seed=9)
-    a, b = buffer.sample(64), restored.sample(64)
+    a, b = buffer.sample_stack(1, 64), restored.sample_stack(1, 64)
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
@@ -126,7 +131,7 @@ def test_cutting_the_episode_under_way_keeps_its_last_transition_whole():
     buffer.add_batch(reset_obs, np.zeros((1, 2)), np.zeros(1), reset_obs + 1, np.zeros(1, bool), np.zeros(1, bool))
     got = buffer.gather(np.array([3, 4]))
     np.testing.assert_array_equal(got["next_obs"][0], last_next)  # not the reset observation
-    assert got["truncated"][0] == 1.0 and got["terminated"][0] == 0.0
+    assert buffer.truncated[3] and not buffer.terminated[3] and got["terminated"][0] == 0.0
     np.testing.assert_array_equal(got["obs"][1], reset_obs[0])
 
 

@@ -1,0 +1,144 @@
+"""The one builder: every part of a run, made from a checked config (sac.config.RunConfig).
+
+`sac/train.py`, the benchmarks and the tests all build runs here, so a new part (a distribution
+strategy, a recurrent network) is added once. The builder is the last place that reads the config:
+each part gets explicit arguments (as in Acme's builders).
+
+    parts = build_run(run_config(env_id="Pendulum-v1", total_steps=2000), run_dir=None)
+    parts.train()                         # the training loop (sac/loop.py) over these parts
+    parts.close()
+"""
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from sac.config import RunConfig
+
+KEEP_TRAINING_STATES = 2  # the newest, and the one before it in case the newest is damaged
+
+
+def configure_tensorflow(num_threads: int) -> None:
+    """Quiet TensorFlow's C++ logging and set its CPU thread pools (0: TensorFlow's default, all
+    cores). Must run before TensorFlow executes anything; training, benchmarks and tests share it."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    if num_threads > 0:
+        tf.config.threading.set_intra_op_parallelism_threads(num_threads)
+        tf.config.threading.set_inter_op_parallelism_threads(num_threads)
+
+
+@dataclass
+class RunParts:
+    """What a run is made of; `train()` hands them to the training loop."""
+
+    config: RunConfig
+    seeds: Any  # sac.seeding.RunSeeds
+    envs: Any  # gymnasium VectorEnv: num_envs training envs
+    eval_envs: Any  # gymnasium VectorEnv: one env per evaluation episode
+    observation_shape: tuple[int, ...]
+    target_entropy: float
+    agent: Any  # sac.agent.SACAgent (networks, optimizers, policy, compiled update)
+    buffer: Any  # sac.replay.ReplayBuffer
+    schedule: Any  # sac.loop.Schedule
+    logger: Any  # sac.metrics.MetricsLogger
+    checkpoints: Any  # sac.training_state.CheckpointWriter, or None without a run directory
+
+    def restore(self, payload: dict[str, Any], state_path: Path) -> Any:
+        """Load a training state (read from `state_path`) into these freshly built parts; returns the
+        loop state to resume from. A UserError when it does not fit them."""
+        from sac import training_state
+        from sac.errors import UserError
+
+        if list(payload["observation_shape"]) != list(self.observation_shape):
+            raise UserError(f"resume: {state_path} holds a policy for observations of shape "
+                            f"{tuple(payload['observation_shape'])}, but {self.config.env_id} now gives "
+                            f"{self.observation_shape}")
+        try:
+            loop_state = training_state.restore(payload, agent=self.agent, buffer=self.buffer, envs=self.envs)
+        except (ValueError, KeyError) as exc:
+            raise UserError(f"resume: {state_path} does not fit this run: {exc}") from None
+        self.logger.resume_from(payload["metrics"])
+        if self.checkpoints is not None:
+            self.checkpoints.last_state = Path(state_path)
+        return loop_state
+
+    def train(self, resume: Any = None, stop_requested: Callable[[], bool] = lambda: False,
+              save_checkpoint: Callable[[int, Any], None] | None = None) -> Any:
+        """Run the training loop to total_steps (or a stop request); returns the final loop state.
+        Checkpoints go to the run directory's writer unless `save_checkpoint` is given."""
+        from sac.loop import train_loop
+
+        if save_checkpoint is None:
+            save_checkpoint = self.checkpoints if self.checkpoints is not None else (lambda step, state: None)
+        return train_loop(envs=self.envs, eval_envs=self.eval_envs, agent=self.agent, buffer=self.buffer,
+                          schedule=self.schedule, seeds=self.seeds, logger=self.logger,
+                          save_checkpoint=save_checkpoint, resume=resume, stop_requested=stop_requested)
+
+    def close(self) -> None:
+        self.logger.close()
+        self.envs.close()
+        self.eval_envs.close()
+
+
+def build_run(config: RunConfig, *, run_dir: Path | None = None, metrics_sink: Any = None,
+              stream: TextIO = sys.stdout) -> RunParts:
+    """Build every part of a run. With `run_dir`, TensorBoard files and checkpoints go there;
+    `metrics_sink` (Sacred's Run, or anything with log_scalar) receives every scalar too."""
+    import numpy as np
+    import tensorflow as tf
+
+    from sac.agent import SACAgent, SACSettings, default_target_entropy
+    from sac.envs import make_vector_env, observation_dim
+    from sac.loop import Schedule
+    from sac.metrics import MetricsLogger
+    from sac.replay import ReplayBuffer
+    from sac.seeding import RunSeeds
+    from sac.training_state import CheckpointWriter
+
+    seeds = RunSeeds.from_seed(config.seed)
+    np.random.seed(config.seed)  # nothing here draws from the global generators; seeded for user code
+    tf.random.set_seed(config.seed)
+
+    # Environments: num_envs to train on, one per evaluation episode (seeded apart inside the loop).
+    envs = make_vector_env(config.env_id, config.env_kwargs, config.num_envs)
+    eval_envs = make_vector_env(config.env_id, config.env_kwargs, config.eval_episodes)
+    observation_shape = tuple(int(d) for d in envs.single_observation_space.shape)
+    obs_dim = observation_dim(envs.single_observation_space)
+    low, high = envs.single_action_space.low, envs.single_action_space.high
+    action_dim = low.shape[0]
+
+    target_entropy = config.target_entropy
+    if target_entropy is None:
+        target_entropy = default_target_entropy(action_dim)
+    settings = SACSettings(
+        gamma=config.gamma, tau=config.tau, reward_scale=config.reward_scale, target_entropy=float(target_entropy),
+        learn_alpha=config.learn_alpha, initial_alpha=config.initial_alpha, actor_lr=config.actor_lr,
+        critic_lr=config.critic_lr, alpha_lr=config.alpha_lr,
+    )
+    agent = SACAgent(obs_dim, low, high, config.hidden_sizes, settings, seed=seeds.agent,
+                     jit_compile=config.jit_compile)
+    # No larger than the run needs: a buffer that never wraps keeps every transition sampleable.
+    buffer = ReplayBuffer(min(config.buffer_size, config.total_steps + config.num_envs), obs_dim, action_dim,
+                          seed=seeds.replay, num_streams=config.num_envs)
+    logger = MetricsLogger(metrics_sink, run_dir, config.total_steps, stream=stream)
+    schedule = Schedule(
+        total_steps=config.total_steps, learning_starts=config.learning_starts, batch_size=config.batch_size,
+        eval_every=config.eval_every, checkpoint_every=config.checkpoint_every, log_every=config.log_every,
+        train_every=config.train_every, gradient_steps=config.gradient_steps,
+    )
+    checkpoints = None
+    if run_dir is not None:
+        checkpoints = CheckpointWriter(
+            Path(run_dir) / "checkpoints", config=config.to_dict(), agent=agent, buffer=buffer, envs=envs,
+            logger=logger, observation_shape=observation_shape, action_low=low, action_high=high,
+            keep_policies=config.keep_checkpoints,
+            keep_states=KEEP_TRAINING_STATES)
+    return RunParts(config=config, seeds=seeds, envs=envs, eval_envs=eval_envs, observation_shape=observation_shape,
+                    target_entropy=float(target_entropy), agent=agent, buffer=buffer, schedule=schedule,
+                    logger=logger, checkpoints=checkpoints)

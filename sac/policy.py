@@ -1,0 +1,158 @@
+"""The policy: the one way to act with an actor, in training, evaluation, `sac.play` and the Python API.
+
+    from sac.policy import load_policy
+    policy = load_policy("runs/1")                # newest intact model-<step>.pkl of a run, or a file
+    action = policy.act(observation)             # the squashed mean (the default everywhere)
+    action = policy.act(observation, stochastic=True)   # a sample, from the policy's own seeded stream
+
+A policy is an actor network plus a noise stream: stateless Gaussian noise keyed by (key, counter),
+the counter a variable that advances once per sampling call. The training agent owns one (its key
+derived from the run's seed, its counter part of the training state); a loaded policy gets its key
+from `seed`, so `sac.play --stochastic --seed S` plays the same actions every time.
+
+Policy checkpoints (model-<step>.pkl, format in sac/checkpoint.py) hold plain data only: the
+config, the spaces and the actor's and critics' weights as raw arrays. Nothing here imports Sacred.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sac import checkpoint
+from sac.errors import UserError
+
+FORMAT = "sac-policy"
+_REQUIRED = ("step", "env_id", "observation_shape", "action_low", "action_high", "hidden_sizes", "actor")
+
+
+def policy_payload(*, step: int, config: dict[str, Any], observation_shape: Sequence[int],
+                   action_low: np.ndarray, action_high: np.ndarray, hidden_sizes: Sequence[int],
+                   actor_weights: list[np.ndarray], critic_weights: list[np.ndarray]) -> dict[str, Any]:
+    """Everything needed to rebuild and run the policy, as plain data (model-<step>.pkl)."""
+    return {
+        "format": FORMAT,
+        "version": checkpoint.VERSION,
+        "step": int(step),
+        "env_id": config["env_id"],
+        "env_kwargs": json.loads(json.dumps(config["env_kwargs"])),
+        "config": json.loads(json.dumps(config)),
+        "observation_shape": [int(d) for d in observation_shape],
+        "action_low": np.asarray(action_low, np.float32),
+        "action_high": np.asarray(action_high, np.float32),
+        "hidden_sizes": [int(h) for h in hidden_sizes],
+        "actor": [np.asarray(w) for w in actor_weights],
+        "critic": [np.asarray(w) for w in critic_weights],
+    }
+
+
+def read_policy_file(path: Path) -> dict[str, Any]:
+    """Read and check a policy checkpoint file; any problem is a UserError naming the file."""
+    path = Path(path)
+    payload = checkpoint.read_payload(path)
+    if isinstance(payload, dict) and payload.get("format") == checkpoint.STATE_FORMAT:
+        raise UserError(f"{path} is a training state (for resume=); the policy of that step is in "
+                        f"{path.with_name(path.name.replace('state-', 'model-'))}")
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise UserError(f"{path} is not a sac policy checkpoint")
+    if payload.get("version") != checkpoint.VERSION:
+        raise UserError(f"checkpoint {path} has format version {payload.get('version')}; "
+                        f"this sac reads {checkpoint.VERSION}")
+    missing = [key for key in _REQUIRED if key not in payload]
+    if missing:
+        raise UserError(f"checkpoint {path} is incomplete: missing {', '.join(missing)}")
+    return payload
+
+
+def find_policy_file(path: Path) -> tuple[Path, dict[str, Any]]:
+    """A policy file and its checked payload: `path` itself, or, for a run directory (or its
+    checkpoints/ directory), the newest policy that reads back whole; damaged newer ones are
+    skipped with a warning. A UserError when nothing usable is there."""
+    path = Path(path)
+    if path.is_dir():
+        directory = path / "checkpoints" if checkpoint.list_checkpoints(path / "checkpoints") else path
+        if not checkpoint.list_checkpoints(directory):
+            raise UserError(f"no checkpoint (checkpoints/model-<step>.pkl) in {path}")
+        found = checkpoint.load_newest(directory, "model", read_policy_file)
+        if found is None:
+            raise UserError(f"no policy checkpoint in {path} reads back whole")
+        return found
+    if not path.exists():
+        raise UserError(f"{path} does not exist (expected a run directory or a model-<step>.pkl file)")
+    return path, read_policy_file(path)
+
+
+class Policy:
+    """Acts with an actor (sac.networks.Actor). `act` takes one flat observation [O] or a batch [B, O]
+    (observations of other shapes are flattened as sac.envs.make_env flattens them; a leading
+    dimension of 1 counts as a batch of one).
+
+    Loaded from a checkpoint, it also carries `step`, `env_id`, `env_kwargs`, `observation_shape`,
+    `action_low` and `action_high`; a policy owned by a training agent has those as None.
+    """
+
+    def __init__(self, actor: Any, obs_dim: int, seed: int, jit_compile: bool = False) -> None:
+        import tensorflow as tf
+
+        self.actor = actor
+        self.obs_dim = int(obs_dim)
+        # The noise stream: variables, so that a training state carries it (sac/agent.py).
+        self.noise_key = tf.Variable(int(seed), dtype=tf.int64, trainable=False, name="act_key")
+        self.noise_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="act_counter")
+        self._sample_fn = tf.function(self.sample, jit_compile=jit_compile)
+        self._mode_fn = tf.function(actor.mode, jit_compile=jit_compile)
+        self.step: int | None = None
+        self.env_id: str | None = None
+        self.env_kwargs: dict[str, Any] | None = None
+        self.observation_shape: tuple[int, ...] | None = None
+        self.action_low: np.ndarray | None = None
+        self.action_high: np.ndarray | None = None
+
+    def sample(self, obs: Any) -> Any:
+        """Graph code: sampled actions [B, A] for observations [B, O]; the noise counter advances."""
+        import tensorflow as tf
+
+        seed = tf.stack([tf.convert_to_tensor(self.noise_key), 4 * self.noise_counter])
+        noise = tf.random.stateless_normal([tf.shape(obs)[0], self.actor.action_dim], seed=seed)
+        action, _ = self.actor.sample(obs, noise)
+        self.noise_counter.assign_add(1)
+        return action
+
+    def act(self, obs: np.ndarray, stochastic: bool = False) -> np.ndarray:
+        """The squashed-mean action (or, with stochastic=True, a sampled one) for one observation or
+        a batch, in the env's action units."""
+        obs = np.asarray(obs, np.float32)
+        single = obs.ndim == 1 or (obs.size == self.obs_dim and obs.shape[0] != 1)
+        batch = obs.reshape(1 if single else obs.shape[0], self.obs_dim)
+        action = (self._sample_fn(batch) if stochastic else self._mode_fn(batch)).numpy()
+        return action[0] if single else action
+
+
+def policy_from_payload(payload: dict[str, Any], seed: int = 0) -> Policy:
+    """Rebuild the policy a checked payload (read_policy_file) describes."""
+    from sac.networks import build_actor  # TensorFlow is imported only when a policy is built
+
+    observation_shape = tuple(int(d) for d in payload["observation_shape"])
+    obs_dim = int(np.prod(observation_shape))
+    actor = build_actor(obs_dim, payload["action_low"], payload["action_high"], payload["hidden_sizes"])
+    try:
+        actor.set_weights(payload["actor"])
+    except ValueError as exc:
+        raise UserError(f"checkpoint weights do not fit its own network description: {exc}") from None
+    policy = Policy(actor, obs_dim, seed=seed)
+    policy.step, policy.env_id = int(payload["step"]), payload["env_id"]
+    policy.env_kwargs = payload.get("env_kwargs") or {}
+    policy.observation_shape = observation_shape
+    policy.action_low, policy.action_high = payload["action_low"], payload["action_high"]
+    return policy
+
+
+def load_policy(path: str | Path, seed: int = 0) -> Policy:
+    """The Python API: `load_policy("runs/1")` (the newest intact checkpoint of a run; damaged newer
+    ones are skipped with a warning) or `load_policy("runs/1/checkpoints/model-20000.pkl")`.
+    `seed` keys the noise of `act(obs, stochastic=True)`."""
+    _, payload = find_policy_file(Path(path))
+    return policy_from_payload(payload, seed=seed)
