@@ -8,6 +8,7 @@ random state is part of its weights, and the same seed gives the same run.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,8 +18,9 @@ import numpy as np
 import tensorflow as tf
 
 from sac import losses, seeding
+from sac.distribute import Replication
 from sac.networks import build_actor, build_critic
-from sac.policy import Policy
+from sac.policy import Policy, standard_normal_draws
 
 
 @dataclass(frozen=True)
@@ -43,10 +45,30 @@ def default_target_entropy(action_dim: int) -> float:
 
 class SACAgent:
     def __init__(self, obs_dim: int, action_low: np.ndarray, action_high: np.ndarray,
-                 hidden_sizes: Sequence[int], settings: SACSettings, seed: int, jit_compile: bool = True) -> None:
+                 hidden_sizes: Sequence[int], settings: SACSettings, seed: int, jit_compile: bool = True,
+                 replication: Replication | None = None) -> None:
         self.settings = settings
         self.obs_dim = int(obs_dim)
         self.action_dim = int(np.asarray(action_low).shape[0])
+        self.replication = replication or Replication(None)
+        strategy = self.replication.strategy
+        # Under a tf.distribute strategy every variable (weights, optimizer slots, counters) is created
+        # in its scope, so that each replica holds a mirrored copy.
+        with strategy.scope() if strategy is not None else contextlib.nullcontext():
+            self._build(action_low, action_high, hidden_sizes, seed, jit_compile and strategy is None, jit_compile)
+        if strategy is None:
+            self._train_and_act_fn = tf.function(self._train_and_act, jit_compile=jit_compile)
+        else:
+            # XLA cannot compile a step whose variables live on several devices (keras-team/keras#19005):
+            # the distributed step runs as a plain graph (README "Multi-GPU, TPU and multi-machine").
+            self._update_step = self._distributed_update
+            self._train_and_act_fn = tf.function(self._train_and_act)
+        self._train_and_act_calls: dict[tuple, object] = {}
+
+    def _build(self, action_low: np.ndarray, action_high: np.ndarray, hidden_sizes: Sequence[int], seed: int,
+               jit_compile: bool, xla_noise: bool) -> None:
+        settings = self.settings
+        self._draw = standard_normal_draws(xla_noise)
         # Independent seeds for the actor's and the critics' initial weights and for the two noise streams.
         actor_seed, critic_seed, update_key, act_key = seeding.derive(seed, 4)
         self.actor = build_actor(self.obs_dim, action_low, action_high, hidden_sizes, seed=actor_seed)
@@ -69,10 +91,8 @@ class SACAgent:
         self._update_key = tf.Variable(update_key, dtype=tf.int64, trainable=False, name="update_key")
         self.update_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="update_counter")
         # Acting (exploration, evaluation) goes through the one policy API; its noise stream is (act_key, n).
-        self.policy = Policy(self.actor, self.obs_dim, seed=act_key, jit_compile=jit_compile)
-
-        self._train_and_act_fn = tf.function(self._train_and_act, jit_compile=jit_compile)
-        self._train_and_act_calls: dict[tuple, object] = {}
+        self.policy = Policy(self.actor, self.obs_dim, seed=act_key, jit_compile=jit_compile, xla_noise=xla_noise)
+        self._update_step = self._update
 
     # --- The whole learning state, as numpy arrays (sac/training_state.py saves it) --------------------
     def _state_variables(self) -> dict[str, list]:
@@ -121,61 +141,134 @@ class SACAgent:
         return tf.exp(tf.convert_to_tensor(self.log_alpha))
 
     def _noise(self, key: tf.Tensor, counter: tf.Variable, stream: int, batch: int) -> tf.Tensor:
-        return tf.random.stateless_normal([batch, self.action_dim],
-                                          seed=tf.stack([tf.convert_to_tensor(key), 4 * counter + stream]))
+        return self._draw((batch, self.action_dim), tf.stack([tf.convert_to_tensor(key), 4 * counter + stream]))
 
     # --- The update (Algorithm 1, one gradient step) -------------------------------------------------
-    def _update(self, obs: tf.Tensor, action: tf.Tensor, reward: tf.Tensor, next_obs: tf.Tensor,
-                terminated: tf.Tensor) -> dict[str, tf.Tensor]:
-        s = self.settings
-        batch = tf.shape(obs)[0]
-        alpha = self.alpha
+    # Each phase's loss and gradients are computed by one method, used by both the single-device
+    # update and the distributed one (where each replica computes them on its rows of the batch,
+    # normalised by the global batch so that the summed gradients are those of the global mean).
 
-        # 1. Critics: regress both Q-functions on the soft Bellman target (eqs. 5-7).
-        next_action, next_log_prob = self.actor.sample(
-            next_obs, self._noise(self._update_key, self.update_counter, 0, batch))
+    def _critic_gradients(self, obs: tf.Tensor, action: tf.Tensor, reward: tf.Tensor, next_obs: tf.Tensor,
+                          terminated: tf.Tensor, next_noise: tf.Tensor, alpha: tf.Tensor,
+                          global_batch: int | None = None) -> tuple[list, dict[str, tf.Tensor]]:
+        """Critics: regress both Q-functions on the soft Bellman target (eqs. 5-7)."""
+        s = self.settings
+        next_action, next_log_prob = self.actor.sample(next_obs, next_noise)
         next_q1, next_q2 = self.target_critic(next_obs, next_action)
         target = tf.stop_gradient(losses.td_target(reward, terminated, next_q1, next_q2, next_log_prob,
                                                    alpha, s.gamma, s.reward_scale))
         critic_vars = self.critic.trainable_variables
         with tf.GradientTape() as tape:
             q1, q2 = self.critic(obs, action)
-            loss_c, metrics = losses.critic_loss(q1, q2, target)
-        self.critic_optimizer.apply_gradients(zip(tape.gradient(loss_c, critic_vars), critic_vars))
+            loss_c, metrics = losses.critic_loss(q1, q2, target, global_batch)
+        return tape.gradient(loss_c, critic_vars), metrics
 
-        # 2. Actor: minimise alpha * log pi - min Q through a reparameterised sample (eq. 12).
+    def _actor_gradients(self, obs: tf.Tensor, noise: tf.Tensor, alpha: tf.Tensor, global_batch: int | None = None
+                         ) -> tuple[list, tf.Tensor, dict[str, tf.Tensor]]:
+        """Actor: minimise alpha * log pi - min Q through a reparameterised sample (eq. 12)."""
         actor_vars = self.actor.trainable_variables
-        noise = self._noise(self._update_key, self.update_counter, 1, batch)
         with tf.GradientTape() as tape:
             new_action, log_prob = self.actor.sample(obs, noise)
             q1_pi, q2_pi = self.critic(obs, new_action)
-            loss_a, actor_metrics = losses.actor_loss(log_prob, q1_pi, q2_pi, alpha)
-        self.actor_optimizer.apply_gradients(zip(tape.gradient(loss_a, actor_vars), actor_vars))
-        metrics.update(actor_metrics)
+            loss_a, metrics = losses.actor_loss(log_prob, q1_pi, q2_pi, alpha, global_batch)
+        return tape.gradient(loss_a, actor_vars), log_prob, metrics
 
-        # 3. Temperature: move log(alpha) so the policy's entropy tracks the target (eq. 18). It reuses
-        #    the log-probs of the actor step, as SB3 and CleanRL do (TF-Agents samples the updated
-        #    actor again; the difference is one actor step's change to the entropy estimate).
-        if s.learn_alpha:
-            with tf.GradientTape() as tape:
-                loss_t, alpha_metrics = losses.alpha_loss(self.log_alpha, log_prob, s.target_entropy)
-            self.alpha_optimizer.apply_gradients([(tape.gradient(loss_t, self.log_alpha), self.log_alpha)])
-            metrics.update(alpha_metrics)
+    def _alpha_gradient(self, log_prob: tf.Tensor, global_batch: int | None = None
+                        ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        """Temperature: move log(alpha) so the policy's entropy tracks the target (eq. 18). It reuses
+        the log-probs of the actor step, as SB3 and CleanRL do (TF-Agents samples the updated actor
+        again; the difference is one actor step's change to the entropy estimate)."""
+        with tf.GradientTape() as tape:
+            loss_t, metrics = losses.alpha_loss(self.log_alpha, log_prob, self.settings.target_entropy, global_batch)
+        return tape.gradient(loss_t, self.log_alpha), metrics
 
-        # 4. Target critics trail the critics (Polyak averaging, every step).
-        losses.polyak_update(self.target_critic.variables, self.critic.variables, s.tau)
+    def _finish_update(self, metrics: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """Target critics trail the critics (Polyak averaging, every step); count the update."""
+        losses.polyak_update(self.target_critic.variables, self.critic.variables, self.settings.tau)
         self.update_counter.assign_add(1)
         metrics["alpha"] = self.alpha
         return metrics
 
+    def _update(self, obs: tf.Tensor, action: tf.Tensor, reward: tf.Tensor, next_obs: tf.Tensor,
+                terminated: tf.Tensor) -> dict[str, tf.Tensor]:
+        """One gradient step on one device (the default path)."""
+        batch = obs.shape[0]
+        alpha = self.alpha
+        critic_grads, metrics = self._critic_gradients(
+            obs, action, reward, next_obs, terminated, self._noise(self._update_key, self.update_counter, 0, batch),
+            alpha)
+        self.critic_optimizer.apply_gradients(zip(critic_grads, self.critic.trainable_variables))
+        actor_grads, log_prob, actor_metrics = self._actor_gradients(
+            obs, self._noise(self._update_key, self.update_counter, 1, batch), alpha)
+        self.actor_optimizer.apply_gradients(zip(actor_grads, self.actor.trainable_variables))
+        metrics.update(actor_metrics)
+        if self.settings.learn_alpha:
+            alpha_grad, alpha_metrics = self._alpha_gradient(log_prob)
+            self.alpha_optimizer.apply_gradients([(alpha_grad, self.log_alpha)])
+            metrics.update(alpha_metrics)
+        return self._finish_update(metrics)
+
+    def _distributed_update(self, obs: tf.Tensor, action: tf.Tensor, reward: tf.Tensor, next_obs: tf.Tensor,
+                            terminated: tf.Tensor) -> dict[str, tf.Tensor]:
+        """One gradient step under the strategy. `obs` etc. are this worker's share of the global
+        batch; each replica takes its rows, and draws its rows of the global batch's noise, so that
+        every example sees the same noise as on one device. Gradients and metrics are summed over
+        the replicas (one all-reduce per phase) and applied once to the mirrored variables."""
+        rep, strategy = self.replication, self.replication.strategy
+        global_batch = int(obs.shape[0]) * rep.num_workers
+        rows = global_batch // rep.num_replicas
+
+        def own_rows(x: tf.Tensor, replica: tf.Tensor) -> tf.Tensor:
+            local = replica - rep.worker_index * rep.local_replicas
+            return x[local * rows:(local + 1) * rows]
+
+        def noise_rows(stream: int, replica: tf.Tensor) -> tf.Tensor:
+            noise = self._noise(self._update_key, self.update_counter, stream, global_batch)
+            return noise[replica * rows:(replica + 1) * rows]
+
+        def summed(values: object) -> object:
+            """Sum over all replicas inside the replica function; one copy of it outside."""
+            return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, values)
+
+        def one_copy(per_replica: object) -> object:
+            return tf.nest.map_structure(lambda v: strategy.experimental_local_results(v)[0], per_replica)
+
+        def critic_replica(obs, action, reward, next_obs, terminated):
+            replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+            grads, metrics = self._critic_gradients(
+                own_rows(obs, replica), own_rows(action, replica), own_rows(reward, replica),
+                own_rows(next_obs, replica), own_rows(terminated, replica), noise_rows(0, replica), self.alpha,
+                global_batch)
+            return summed((grads, metrics))
+
+        critic_grads, metrics = one_copy(strategy.run(critic_replica, args=(obs, action, reward, next_obs, terminated)))
+        self.critic_optimizer.apply_gradients(zip(critic_grads, self.critic.trainable_variables))
+
+        def actor_replica(obs):
+            replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+            grads, log_prob, metrics = self._actor_gradients(own_rows(obs, replica), noise_rows(1, replica),
+                                                             self.alpha, global_batch)
+            alpha_grad = tf.zeros([])
+            if self.settings.learn_alpha:
+                alpha_grad, alpha_metrics = self._alpha_gradient(log_prob, global_batch)
+                metrics.update(alpha_metrics)
+            return summed((grads, alpha_grad, metrics))
+
+        actor_grads, alpha_grad, actor_metrics = one_copy(strategy.run(actor_replica, args=(obs,)))
+        self.actor_optimizer.apply_gradients(zip(actor_grads, self.actor.trainable_variables))
+        metrics.update(actor_metrics)
+        if self.settings.learn_alpha:
+            self.alpha_optimizer.apply_gradients([(alpha_grad, self.log_alpha)])
+        return self._finish_update(metrics)
+
     def _update_many(self, obs: tf.Tensor, action: tf.Tensor, reward: tf.Tensor, next_obs: tf.Tensor,
                      terminated: tf.Tensor) -> dict[str, tf.Tensor]:
         """K gradient steps in one call, one per batch of the stacked [K, B, ...] inputs, in order."""
-        metrics = self._update(obs[0], action[0], reward[0], next_obs[0], terminated[0])
+        metrics = self._update_step(obs[0], action[0], reward[0], next_obs[0], terminated[0])
         if obs.shape[0] == 1:  # static: the default one-step call gets no loop at all
             return metrics
         for i in tf.range(1, tf.shape(obs)[0]):
-            metrics = self._update(obs[i], action[i], reward[i], next_obs[i], terminated[i])
+            metrics = self._update_step(obs[i], action[i], reward[i], next_obs[i], terminated[i])
         return metrics
 
     def _train_and_act(self, obs: tf.Tensor, action: tf.Tensor, reward: tf.Tensor, next_obs: tf.Tensor,

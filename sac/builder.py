@@ -18,19 +18,26 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from sac.config import RunConfig
+from sac.distribute import Cluster
 
 KEEP_TRAINING_STATES = 2  # the newest, and the one before it in case the newest is damaged
 
 
-def configure_tensorflow(num_threads: int) -> None:
-    """Quiet TensorFlow's C++ logging and set its CPU thread pools (0: TensorFlow's default, all
-    cores). Must run before TensorFlow executes anything; training, benchmarks and tests share it."""
+def configure_tensorflow(num_threads: int, cpu_replicas: int = 0) -> None:
+    """Quiet TensorFlow's C++ logging, set its CPU thread pools (0: TensorFlow's default, all cores)
+    and split the CPU into `cpu_replicas` logical devices (0: not split). Must run before TensorFlow
+    executes anything; training, benchmarks and tests share it."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
+
+    from sac.distribute import configure_devices
+
+    tf.get_logger().setLevel("WARNING")  # tf.distribute reports every collective it builds at INFO
 
     if num_threads > 0:
         tf.config.threading.set_intra_op_parallelism_threads(num_threads)
         tf.config.threading.set_inter_op_parallelism_threads(num_threads)
+    configure_devices(cpu_replicas)
 
 
 @dataclass
@@ -38,6 +45,8 @@ class RunParts:
     """What a run is made of; `train()` hands them to the training loop."""
 
     config: RunConfig
+    cluster: Cluster  # this process's place among the workers (one worker unless multi_worker)
+    replication: Any  # sac.distribute.Replication: the strategy (None by default) and the batch split
     seeds: Any  # sac.seeding.RunSeeds
     envs: Any  # gymnasium VectorEnv: num_envs training envs
     eval_envs: Any  # gymnasium VectorEnv: one env per evaluation episode
@@ -87,13 +96,16 @@ class RunParts:
 
 
 def build_run(config: RunConfig, *, run_dir: Path | None = None, metrics_sink: Any = None,
-              stream: TextIO = sys.stdout) -> RunParts:
+              stream: TextIO = sys.stdout, cluster: Cluster = Cluster()) -> RunParts:
     """Build every part of a run. With `run_dir`, TensorBoard files and checkpoints go there;
-    `metrics_sink` (Sacred's Run, or anything with log_scalar) receives every scalar too."""
+    `metrics_sink` (Sacred's Run, or anything with log_scalar) receives every scalar too. `cluster`
+    (from TF_CONFIG, read at the edge) places this process among the workers of a multi_worker run.
+    configure_tensorflow(config.num_threads, config.cpu_replicas) must have run first."""
     import numpy as np
     import tensorflow as tf
 
     from sac.agent import SACAgent, SACSettings, default_target_entropy
+    from sac.distribute import make_strategy
     from sac.envs import make_vector_env, observation_dim
     from sac.loop import Schedule
     from sac.metrics import MetricsLogger
@@ -101,6 +113,10 @@ def build_run(config: RunConfig, *, run_dir: Path | None = None, metrics_sink: A
     from sac.seeding import RunSeeds
     from sac.training_state import CheckpointWriter
 
+    # The strategy first: with multi_worker its creation connects the workers.
+    replication = make_strategy(strategy=config.strategy, cpu_replicas=config.cpu_replicas,
+                                tpu_address=config.tpu_address, worker_timeout=config.worker_timeout,
+                                cluster=cluster)
     seeds = RunSeeds.from_seed(config.seed)
     np.random.seed(config.seed)  # nothing here draws from the global generators; seeded for user code
     tf.random.set_seed(config.seed)
@@ -122,13 +138,15 @@ def build_run(config: RunConfig, *, run_dir: Path | None = None, metrics_sink: A
         critic_lr=config.critic_lr, alpha_lr=config.alpha_lr,
     )
     agent = SACAgent(obs_dim, low, high, config.hidden_sizes, settings, seed=seeds.agent,
-                     jit_compile=config.jit_compile)
+                     jit_compile=config.jit_compile, replication=replication)
     # No larger than the run needs: a buffer that never wraps keeps every transition sampleable.
     buffer = ReplayBuffer(min(config.buffer_size, config.total_steps + config.num_envs), obs_dim, action_dim,
                           seed=seeds.replay, num_streams=config.num_envs)
     logger = MetricsLogger(metrics_sink, run_dir, config.total_steps, stream=stream)
     schedule = Schedule(
-        total_steps=config.total_steps, learning_starts=config.learning_starts, batch_size=config.batch_size,
+        # Each worker draws its share of the global batch from its own replay buffer.
+        total_steps=config.total_steps, learning_starts=config.learning_starts,
+        batch_size=config.batch_size // cluster.num_workers,
         eval_every=config.eval_every, checkpoint_every=config.checkpoint_every, log_every=config.log_every,
         train_every=config.train_every, gradient_steps=config.gradient_steps,
     )
@@ -139,6 +157,6 @@ def build_run(config: RunConfig, *, run_dir: Path | None = None, metrics_sink: A
             logger=logger, observation_shape=observation_shape, action_low=low, action_high=high,
             keep_policies=config.keep_checkpoints,
             keep_states=KEEP_TRAINING_STATES)
-    return RunParts(config=config, seeds=seeds, envs=envs, eval_envs=eval_envs, observation_shape=observation_shape,
+    return RunParts(config=config, cluster=cluster, replication=replication, seeds=seeds, envs=envs, eval_envs=eval_envs, observation_shape=observation_shape,
                     target_entropy=float(target_entropy), agent=agent, buffer=buffer, schedule=schedule,
                     logger=logger, checkpoints=checkpoints)

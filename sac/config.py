@@ -59,6 +59,12 @@ def default_config():
     num_threads = 0  # TensorFlow CPU threads (0: TensorFlow's default, all cores); 1 runs seeds side by side
     jit_compile = True  # compile the update and the policy with XLA (False: plain tf.function graphs)
 
+    # --- Devices and machines (README "Multi-GPU, TPU and multi-machine training") --------------------
+    strategy = "default"  # default (one device) | mirrored (this machine's GPUs) | tpu | multi_worker (TF_CONFIG)
+    cpu_replicas = 0  # N > 0 splits the CPU into N logical devices, so mirrored/multi_worker run without GPUs
+    tpu_address = ""  # strategy=tpu: the TPU's address (grpc://host:8470 or a TPU name); empty: this TPU VM's own
+    worker_timeout = 300.0  # multi_worker: seconds a worker waits for a lost peer before it stops with an error
+
 
 # --- Named configs: `python -m sac.train with half_cheetah` ------------------------------------------
 # Per-task values of TF-Agents' haarnoja18 (its README table and sac_train_eval.py); the MuJoCo tasks
@@ -134,6 +140,9 @@ def register(experiment: Any) -> None:
 # --- Checks --------------------------------------------------------------------------------------
 
 
+STRATEGIES = ("default", "mirrored", "tpu", "multi_worker")
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -195,6 +204,13 @@ def validate_config(cfg: dict[str, Any]) -> None:
            f"target_entropy must be None or a finite number, got {cfg['target_entropy']!r}")
     _check(cfg.get("resume") is None or (isinstance(cfg["resume"], str) and cfg["resume"].strip() != ""),
            f"resume must be a run directory such as runs/3, got {cfg.get('resume')!r}")
+    _check(cfg["strategy"] in STRATEGIES,
+           f"strategy must be one of {', '.join(STRATEGIES)}, got {cfg['strategy']!r}")
+    _check(_is_int(cfg["cpu_replicas"]) and 0 <= cfg["cpu_replicas"] <= 64,
+           f"cpu_replicas must be an integer in [0, 64], got {cfg['cpu_replicas']!r}")
+    _check(isinstance(cfg["tpu_address"], str), f"tpu_address must be a string, got {cfg['tpu_address']!r}")
+    _check(_is_real(cfg["worker_timeout"]) and cfg["worker_timeout"] > 0,
+           f"worker_timeout must be a positive number of seconds, got {cfg['worker_timeout']!r}")
     for key in ("learn_alpha", "jit_compile"):
         _check(isinstance(cfg[key], bool), f"{key} must be True or False, got {cfg[key]!r}")
 
@@ -236,6 +252,10 @@ class RunConfig:
     log_every: int
     num_threads: int
     jit_compile: bool
+    strategy: str
+    cpu_replicas: int
+    tpu_address: str
+    worker_timeout: float
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (what config.json and checkpoints hold)."""

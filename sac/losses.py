@@ -12,6 +12,13 @@ import tensorflow as tf
 Metrics = dict[str, tf.Tensor]
 
 
+def batch_mean(x: tf.Tensor, global_batch: int | None = None) -> tf.Tensor:
+    """The mean over the batch; with `global_batch` (one replica's rows of a batch split across
+    replicas) the sum over these rows divided by the global batch size, so that the replicas' values,
+    and their gradients, add up to those of the global mean."""
+    return tf.reduce_mean(x) if global_batch is None else tf.reduce_sum(x) / global_batch
+
+
 def td_target(reward: tf.Tensor, terminated: tf.Tensor, next_q1: tf.Tensor, next_q2: tf.Tensor,
               next_log_prob: tf.Tensor, alpha: tf.Tensor, gamma: float, reward_scale: float) -> tf.Tensor:
     """The soft Bellman target (eqs. 2-3) with clipped double Q (Section 4.2):
@@ -25,23 +32,26 @@ def td_target(reward: tf.Tensor, terminated: tf.Tensor, next_q1: tf.Tensor, next
     return reward_scale * reward + gamma * (1.0 - terminated) * soft_value
 
 
-def critic_loss(q1: tf.Tensor, q2: tf.Tensor, target: tf.Tensor) -> tuple[tf.Tensor, Metrics]:
+def critic_loss(q1: tf.Tensor, q2: tf.Tensor, target: tf.Tensor, global_batch: int | None = None
+                ) -> tuple[tf.Tensor, Metrics]:
     """Half the squared TD error of each Q-function (eq. 5), batch means, summed over the two
     (TF-Agents: squared_difference per critic, summed, times critic_loss_weight = 0.5)."""
-    loss = 0.5 * (tf.reduce_mean(tf.square(q1 - target)) + tf.reduce_mean(tf.square(q2 - target)))
-    return loss, {"loss/critic": loss, "q/mean": tf.reduce_mean(0.5 * (q1 + q2))}
+    loss = 0.5 * (batch_mean(tf.square(q1 - target), global_batch) + batch_mean(tf.square(q2 - target), global_batch))
+    return loss, {"loss/critic": loss, "q/mean": batch_mean(0.5 * (q1 + q2), global_batch)}
 
 
-def actor_loss(log_prob: tf.Tensor, q1: tf.Tensor, q2: tf.Tensor, alpha: tf.Tensor) -> tuple[tf.Tensor, Metrics]:
+def actor_loss(log_prob: tf.Tensor, q1: tf.Tensor, q2: tf.Tensor, alpha: tf.Tensor, global_batch: int | None = None
+               ) -> tuple[tf.Tensor, Metrics]:
     """E[alpha * log pi(a|s) - min(Q1, Q2)(s, a)] with a reparameterised a (eq. 12)."""
-    loss = tf.reduce_mean(alpha * log_prob - tf.minimum(q1, q2))
-    return loss, {"loss/actor": loss, "policy/entropy": -tf.reduce_mean(log_prob)}
+    loss = batch_mean(alpha * log_prob - tf.minimum(q1, q2), global_batch)
+    return loss, {"loss/actor": loss, "policy/entropy": -batch_mean(log_prob, global_batch)}
 
 
-def alpha_loss(log_alpha: tf.Tensor, log_prob: tf.Tensor, target_entropy: float) -> tuple[tf.Tensor, Metrics]:
+def alpha_loss(log_alpha: tf.Tensor, log_prob: tf.Tensor, target_entropy: float, global_batch: int | None = None
+               ) -> tuple[tf.Tensor, Metrics]:
     """Temperature loss (eq. 18), taken on log(alpha) as TF-Agents and SB3 do: alpha stays positive
     and Adam's steps are relative. It raises alpha while the entropy is below the target."""
-    loss = tf.reduce_mean(-log_alpha * tf.stop_gradient(log_prob + target_entropy))
+    loss = batch_mean(-log_alpha * tf.stop_gradient(log_prob + target_entropy), global_batch)
     return loss, {"loss/alpha": loss}
 
 

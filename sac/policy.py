@@ -85,6 +85,19 @@ def find_policy_file(path: Path) -> tuple[Path, dict[str, Any]]:
     return path, read_policy_file(path)
 
 
+def standard_normal_draws(jit_compile: bool) -> Any:
+    """A function (shape, seed) -> stateless N(0, 1) draws of that shape, keyed by the int64 pair
+    `seed`. XLA draws stateless normals with another algorithm than TensorFlow's own kernels, so the
+    draws are compiled exactly when the code around them would be: a distributed update (which runs
+    as a plain graph) with jit_compile=True then draws the same noise as the one-device XLA update."""
+    import tensorflow as tf
+
+    def draw(shape: tuple[int, ...], seed: Any) -> Any:
+        return tf.random.stateless_normal(shape, seed=seed)
+
+    return tf.function(draw, jit_compile=True) if jit_compile else draw
+
+
 class Policy:
     """Acts with an actor (sac.networks.Actor). `act` takes one flat observation [O] or a batch [B, O]
     (observations of other shapes are flattened as sac.envs.make_env flattens them; a leading
@@ -94,7 +107,8 @@ class Policy:
     `action_low` and `action_high`; a policy owned by a training agent has those as None.
     """
 
-    def __init__(self, actor: Any, obs_dim: int, seed: int, jit_compile: bool = False) -> None:
+    def __init__(self, actor: Any, obs_dim: int, seed: int, jit_compile: bool = False,
+                 xla_noise: bool | None = None) -> None:
         import tensorflow as tf
 
         self.actor = actor
@@ -102,6 +116,7 @@ class Policy:
         # The noise stream: variables, so that a training state carries it (sac/agent.py).
         self.noise_key = tf.Variable(int(seed), dtype=tf.int64, trainable=False, name="act_key")
         self.noise_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="act_counter")
+        self._draw = standard_normal_draws(jit_compile if xla_noise is None else xla_noise)
         self._sample_fn = tf.function(self.sample, jit_compile=jit_compile)
         self._mode_fn = tf.function(actor.mode, jit_compile=jit_compile)
         self.step: int | None = None
@@ -116,7 +131,7 @@ class Policy:
         import tensorflow as tf
 
         seed = tf.stack([tf.convert_to_tensor(self.noise_key), 4 * self.noise_counter])
-        noise = tf.random.stateless_normal([tf.shape(obs)[0], self.actor.action_dim], seed=seed)
+        noise = self._draw((obs.shape[0], self.actor.action_dim), seed)
         action, _ = self.actor.sample(obs, noise)
         self.noise_counter.assign_add(1)
         return action

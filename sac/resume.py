@@ -26,8 +26,10 @@ from typing import Any
 from sac import checkpoint
 from sac.errors import UserError
 
-# Entries a resume may change: more steps, and the CPU threads of the machine it now runs on.
-CHANGEABLE = ("total_steps", "num_threads")
+# Entries a resume may change: more steps, and the devices it now runs on (checkpoints do not depend
+# on them). The number of workers of a multi_worker run may not change (its replay buffers).
+CHANGEABLE = ("total_steps", "num_threads", "strategy", "cpu_replicas", "tpu_address", "worker_timeout")
+_CHANGEABLE_TEXT = ", ".join(CHANGEABLE[:-1]) + " and " + CHANGEABLE[-1]
 
 
 @dataclass(frozen=True)
@@ -92,13 +94,13 @@ def plan(run_dir: Path, old_config: dict[str, Any] | None, cli_updates: dict[str
         raise UserError(f"resume: {run_dir} has no readable config.json; is it a sac run directory?")
     if named_configs:
         raise UserError(f"resume continues {run_dir} with its own config; drop the named config "
-                        f"{named_configs[0]!r} (only {' and '.join(CHANGEABLE)} can change)")
+                        f"{named_configs[0]!r} (only {_CHANGEABLE_TEXT} can change)")
     for key, value in cli_updates.items():
         if key in ("resume", *CHANGEABLE):
             continue
         if key not in old_config or old_config[key] != value:
             raise UserError(f"resume keeps {run_dir}'s config: {key}={value!r} would change it "
-                            f"(it was {old_config.get(key)!r}); only {' and '.join(CHANGEABLE)} can change")
+                            f"(it was {old_config.get(key)!r}); only {_CHANGEABLE_TEXT} can change")
     pid = _still_running(run_dir)
     if pid is not None:
         raise UserError(f"{run_dir} is still running (process {pid}); stop it first (SIGTERM saves its state), "
@@ -110,9 +112,9 @@ def plan(run_dir: Path, old_config: dict[str, Any] | None, cli_updates: dict[str
     chain: list[Path] = []
     state_path, payload = _find_state(run_dir, chain)
     updates = {key: value for key, value in old_config.items() if key not in ("resume", *CHANGEABLE)}
-    for key in CHANGEABLE:
-        given = cli_updates.get(key)
-        updates[key] = given if given is not None else old_config[key]
+    for key in CHANGEABLE:  # as given, else as the stopped run had it (runs of older versions lack some)
+        if key in cli_updates or key in old_config:
+            updates[key] = cli_updates[key] if key in cli_updates else old_config[key]
     updates["resume"] = str(cli_updates["resume"]) if "resume" in cli_updates else str(run_dir)
     step = int(payload["step"])
     if step > updates["total_steps"]:

@@ -25,6 +25,7 @@ from sacred.observers import FileStorageObserver
 from sacred.utils import SacredError, SacredInterrupt
 
 from sac import config as config_module
+from sac import distribute
 from sac import resume as resume_module
 from sac.envs import check_env_config
 from sac.errors import UserError
@@ -107,9 +108,19 @@ def _check_before_anything_starts(config: dict[str, Any], command_name: str, log
         try:
             config_module.validate_config(config)
             check_env_config(config["env_id"], config["env_kwargs"])
+            distribute.check_request(strategy=config["strategy"], cpu_replicas=config["cpu_replicas"],
+                                     tpu_address=config["tpu_address"], batch_size=config["batch_size"],
+                                     cluster=_cluster(config["strategy"]))
         except UserError as exc:
             raise CommandLineError(str(exc)) from None
     return {}
+
+
+def _cluster(strategy: str) -> distribute.Cluster:
+    """This process's place among the workers: TF_CONFIG for multi_worker, else a single worker."""
+    if strategy != "multi_worker":
+        return distribute.Cluster()
+    return distribute.read_cluster(os.environ.get("TF_CONFIG"))
 
 
 def _run_directory(run: Any) -> Path:
@@ -155,11 +166,11 @@ def _train(cfg: config_module.RunConfig, sacred_run: Any) -> dict[str, float]:
 
     from sac.builder import build_run, configure_tensorflow
 
-    configure_tensorflow(cfg.num_threads)
+    configure_tensorflow(cfg.num_threads, cfg.cpu_replicas)
     from sac import checkpoint
     from sac.loop import EnvFault, NonFiniteError
 
-    parts = build_run(cfg, run_dir=run_dir, metrics_sink=sacred_run)
+    parts = build_run(cfg, run_dir=run_dir, metrics_sink=sacred_run, cluster=_cluster(cfg.strategy))
     sacred_run.info["target_entropy"] = parts.target_entropy
 
     resume_state = None
