@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 from sac.config import RunConfig
 from sac.distribute import Cluster
+from sac.resume import state_directory
 
 KEEP_TRAINING_STATES = 2  # the newest, and the one before it in case the newest is damaged
 
@@ -87,7 +88,9 @@ class RunParts:
             save_checkpoint = self.checkpoints if self.checkpoints is not None else (lambda step, state: None)
         return train_loop(envs=self.envs, eval_envs=self.eval_envs, agent=self.agent, buffer=self.buffer,
                           schedule=self.schedule, seeds=self.seeds, logger=self.logger,
-                          save_checkpoint=save_checkpoint, resume=resume, stop_requested=stop_requested)
+                          save_checkpoint=save_checkpoint, resume=resume,
+                          stop_requested=lambda: self.replication.any_worker(stop_requested()),
+                          num_workers=self.cluster.num_workers)
 
     def close(self) -> None:
         self.logger.close()
@@ -99,7 +102,10 @@ def build_run(config: RunConfig, *, run_dir: Path | None = None, metrics_sink: A
               stream: TextIO = sys.stdout, cluster: Cluster = Cluster()) -> RunParts:
     """Build every part of a run. With `run_dir`, TensorBoard files and checkpoints go there;
     `metrics_sink` (Sacred's Run, or anything with log_scalar) receives every scalar too. `cluster`
-    (from TF_CONFIG, read at the edge) places this process among the workers of a multi_worker run.
+    (from TF_CONFIG, read at the edge) places this process among the workers of a multi_worker run:
+    only the chief has a run directory of its own (`run_dir`); the other workers learn its id from
+    the chief once connected and keep what resume needs of them (their replay buffers and env
+    generators, in a whole training state) in <chief's run directory>/workers/<index>/.
     configure_tensorflow(config.num_threads, config.cpu_replicas) must have run first."""
     import numpy as np
     import tensorflow as tf
@@ -117,7 +123,17 @@ def build_run(config: RunConfig, *, run_dir: Path | None = None, metrics_sink: A
     replication = make_strategy(strategy=config.strategy, cpu_replicas=config.cpu_replicas,
                                 tpu_address=config.tpu_address, worker_timeout=config.worker_timeout,
                                 cluster=cluster)
-    seeds = RunSeeds.from_seed(config.seed)
+    states_of = run_dir  # the run directory this process keeps its training states in
+    if cluster.num_workers > 1:
+        # Workers start in the same directory of a shared file system (as TensorFlow's own
+        # multi-worker checkpoints assume): the chief's run is runs/<id> for all of them.
+        run_id = replication.from_chief(int(Path(run_dir).name) if cluster.is_chief and run_dir is not None else 0)
+        if not cluster.is_chief:
+            states_of = Path("runs") / str(run_id) if run_id else None
+            run_dir, metrics_sink = None, None
+    checkpoint_dir = state_directory(states_of, cluster.worker_index) if states_of is not None else None
+    # Independent streams per worker: worker 0 has the run's own seeds, so one worker is the default.
+    seeds = RunSeeds.from_seed(config.seed).for_worker(cluster.worker_index)
     np.random.seed(config.seed)  # nothing here draws from the global generators; seeded for user code
     tf.random.set_seed(config.seed)
 
@@ -151,12 +167,12 @@ def build_run(config: RunConfig, *, run_dir: Path | None = None, metrics_sink: A
         train_every=config.train_every, gradient_steps=config.gradient_steps,
     )
     checkpoints = None
-    if run_dir is not None:
+    if checkpoint_dir is not None:
         checkpoints = CheckpointWriter(
-            Path(run_dir) / "checkpoints", config=config.to_dict(), agent=agent, buffer=buffer, envs=envs,
+            checkpoint_dir, config=config.to_dict(), agent=agent, buffer=buffer, envs=envs,
             logger=logger, observation_shape=observation_shape, action_low=low, action_high=high,
-            keep_policies=config.keep_checkpoints,
-            keep_states=KEEP_TRAINING_STATES)
+            keep_policies=config.keep_checkpoints if cluster.is_chief else 0, keep_states=KEEP_TRAINING_STATES,
+            num_workers=cluster.num_workers)
     return RunParts(config=config, cluster=cluster, replication=replication, seeds=seeds, envs=envs, eval_envs=eval_envs, observation_shape=observation_shape,
                     target_entropy=float(target_entropy), agent=agent, buffer=buffer, schedule=schedule,
                     logger=logger, checkpoints=checkpoints)

@@ -16,8 +16,10 @@ Nothing here reads the config: sac/train.py passes the entries in. TF_CONFIG is 
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import socket
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +40,32 @@ class Cluster:
     @property
     def is_chief(self) -> bool:
         return self.worker_index == 0
+
+    def describe(self, task_type: str, task_index: int) -> str:
+        """'worker 1 (host:port)' for a task of the cluster, by its worker index."""
+        chiefs = list((self.spec or {}).get("chief", []))
+        index = task_index if task_type == "chief" else len(chiefs) + task_index
+        try:
+            address = (self.spec or {})[task_type][task_index]
+        except (KeyError, IndexError, TypeError):
+            address = "?"
+        return f"worker {index} ({address})"
+
+    def lost_worker(self, error: BaseException) -> str | None:
+        """Which other worker a failed collective names (TensorFlow's UnavailableError and
+        DeadlineExceededError say which task stopped answering), or None if it is no such failure."""
+        import tensorflow as tf
+
+        if self.num_workers < 2 or not isinstance(error, (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+                                                          tf.errors.CancelledError, tf.errors.AbortedError)):
+            return None
+        for task_type, task_index in re.findall(r"/job:(chief|worker)/(?:replica:\d+/)?task:(\d+)", str(error)):
+            if (task_type, int(task_index)) != (self.task_type, self.task_index):
+                return self.describe(task_type, int(task_index))
+        if self.num_workers == 2:
+            return self.describe(*(("chief", 0) if self.task_type != "chief" and (self.spec or {}).get("chief")
+                                   else ("worker", 1 - self.task_index if self.task_type == "worker" else 0)))
+        return "a worker (TensorFlow did not say which)"
 
 
 def read_cluster(tf_config: str | None) -> Cluster:
@@ -139,6 +167,38 @@ class Replication:
     @property
     def local_replicas(self) -> int:
         return self.num_replicas // self.num_workers
+
+    @functools.cached_property
+    def _worker_sum(self) -> Any:
+        """A compiled collective: an int64 summed over the workers (each worker's first replica
+        contributes it, its other replicas 0)."""
+        import tensorflow as tf
+
+        strategy, local = self.strategy, self.local_replicas
+
+        def contribute(value: Any) -> Any:
+            replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+            return tf.where(tf.equal(replica % local, 0), value, tf.zeros_like(value))
+
+        @tf.function(input_signature=[tf.TensorSpec([], tf.int64)])
+        def collective(value: Any) -> Any:
+            return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(contribute, args=(value,)), axis=None)
+
+        return collective
+
+    def _sum_over_workers(self, value: int) -> int:
+        import tensorflow as tf
+
+        return int(self._worker_sum(tf.constant(value, tf.int64)))
+
+    def any_worker(self, flag: bool) -> bool:
+        """True on every worker when `flag` is true on any (a stop request, say): a collective, so
+        that all workers stop at the same step. On one worker, just `flag`."""
+        return bool(flag) if self.num_workers < 2 else self._sum_over_workers(int(bool(flag))) > 0
+
+    def from_chief(self, value: int) -> int:
+        """The chief's `value`, on every worker (a collective)."""
+        return value if self.num_workers < 2 else self._sum_over_workers(value if self.worker_index == 0 else 0)
 
 
 def make_strategy(*, strategy: str, cpu_replicas: int, tpu_address: str, worker_timeout: float,

@@ -118,9 +118,11 @@ def evaluate(policy: Policy, envs: gym.vector.VectorEnv, seed: int, step: int = 
 def train_loop(*, envs: gym.vector.VectorEnv, eval_envs: gym.vector.VectorEnv, agent: SACAgent, buffer: ReplayBuffer,
                schedule: Schedule, seeds: RunSeeds, logger: MetricsLogger,
                save_checkpoint: Callable[[int, LoopState], None], resume: LoopState | None = None,
-               stop_requested: Callable[[], bool] = lambda: False) -> LoopState:
+               stop_requested: Callable[[], bool] = lambda: False, num_workers: int = 1) -> LoopState:
     """Run to schedule.total_steps, or until stop_requested() turns true (then the state is saved at
-    the step reached). `envs` and `eval_envs` (one env per evaluation episode) are vector envs with
+    the step reached; it is asked once per iteration, so that under multi_worker it can be a
+    collective all workers answer alike). With `num_workers` workers (multi_worker), each collects
+    with its own envs and steps count the transitions of all of them. `envs` and `eval_envs` (one env per evaluation episode) are vector envs with
     autoreset_mode SAME_STEP (see sac.envs.make_vector_env).
 
     With `resume` (a LoopState saved by an earlier run, whose agent, replay buffer and env generators
@@ -128,6 +130,7 @@ def train_loop(*, envs: gym.vector.VectorEnv, eval_envs: gym.vector.VectorEnv, a
     episodes under way restart from the same initial states (a reset with the saved generators).
     Returns the final LoopState."""
     n = envs.num_envs
+    per_iteration = n * num_workers  # transitions collected per iteration by all workers
     if resume is None:
         envs.action_space.seed(seeds.action_space)
         obs = _as_obs(_env_call(0, "reset", lambda: envs.reset(seed=seeds.env))[0], n)
@@ -151,7 +154,7 @@ def train_loop(*, envs: gym.vector.VectorEnv, eval_envs: gym.vector.VectorEnv, a
                          episode_length=episode_length.copy(), update_metrics=update_metrics, actions=actions)
 
     while step < schedule.total_steps:
-        previous_step, step = step, step + n
+        previous_step, step = step, step + per_iteration
 
         # 1. Act: uniform-random actions until learning starts, then sample the current policy.
         if step <= schedule.learning_starts:
@@ -217,9 +220,10 @@ def train_loop(*, envs: gym.vector.VectorEnv, eval_envs: gym.vector.VectorEnv, a
             logger.progress(step, steps_per_second)
 
         # 6. Checkpoint the policy and the whole training state; on a stop request, save and return.
-        if schedule.is_due(previous_step, step, schedule.checkpoint_every) or stop_requested():
+        stop = stop_requested()
+        if schedule.is_due(previous_step, step, schedule.checkpoint_every) or stop:
             save_checkpoint(step, snapshot())
-            if stop_requested():
+            if stop:
                 break
     logger.flush()
     return snapshot()

@@ -68,25 +68,33 @@ def _still_running(run_dir: Path) -> int | None:
     return int(pid) if b"sac.train" in cmdline else None
 
 
-def _find_state(run_dir: Path, chain: list[Path]) -> tuple[Path, dict[str, Any]]:
+def state_directory(run_dir: Path, worker_index: int = 0) -> Path:
+    """Where a run keeps the training states of a worker: the chief's (and a single worker's) in
+    checkpoints/, those of the other workers of a multi_worker run in workers/<index>/."""
+    return Path(run_dir) / ("checkpoints" if worker_index == 0 else f"workers/{worker_index}")
+
+
+def _find_state(run_dir: Path, chain: list[Path], worker_index: int) -> tuple[Path, dict[str, Any]]:
     chain.append(run_dir)
-    found = checkpoint.load_newest_state(run_dir / "checkpoints")
+    found = checkpoint.load_newest_state(state_directory(run_dir, worker_index))
     if found is not None:
         return found
     origin = _read_json(run_dir / "resume.json")
     if origin and "resumed_from" in origin and len(chain) < 1000:
         parent = Path(origin["resumed_from"])
         if parent.is_dir():
-            return _find_state(parent, chain)
-    raise UserError(f"{run_dir} has no usable training state (checkpoints/state-<step>.pkl); it was stopped "
+            return _find_state(parent, chain, worker_index)
+    where = state_directory(Path("."), worker_index)
+    raise UserError(f"{run_dir} has no usable training state ({where}/state-<step>.pkl); it was stopped "
                     "before its first checkpoint, or its states are damaged: start it again")
 
 
 def plan(run_dir: Path, old_config: dict[str, Any] | None, cli_updates: dict[str, Any],
-         named_configs: list[str]) -> ResumePlan:
+         named_configs: list[str], worker_index: int = 0, num_workers: int = 1) -> ResumePlan:
     """Check a resume request: `run_dir` (the resume= entry), the stopped run's config (its
-    config.json, None if unreadable), and what the user typed after `with` besides resume=.
-    Returns the plan; a UserError when the request cannot work."""
+    config.json, None if unreadable), and what the user typed after `with` besides resume=; under
+    multi_worker, this worker's index and the number of workers now. Returns the plan; a UserError
+    when the request cannot work."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"resume: no run directory {str(run_dir)!r}")
@@ -110,7 +118,10 @@ def plan(run_dir: Path, old_config: dict[str, Any] | None, cli_updates: dict[str
         raise UserError(f"{run_dir} was already resumed as {successor['run_dir']}; resume that run instead")
 
     chain: list[Path] = []
-    state_path, payload = _find_state(run_dir, chain)
+    state_path, payload = _find_state(run_dir, chain, worker_index)
+    if int(payload.get("num_workers", 1)) != num_workers:
+        raise UserError(f"{run_dir} was trained by {payload.get('num_workers', 1)} worker(s); resume it with as many "
+                        f"(this one is one of {num_workers}): each worker's replay buffer is part of the run")
     updates = {key: value for key, value in old_config.items() if key not in ("resume", *CHANGEABLE)}
     for key in CHANGEABLE:  # as given, else as the stopped run had it (runs of older versions lack some)
         if key in cli_updates or key in old_config:

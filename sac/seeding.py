@@ -31,3 +31,12 @@ class RunSeeds:
     @classmethod
     def from_seed(cls, seed: int) -> "RunSeeds":
         return cls(*derive(seed, 5))
+
+    def for_worker(self, index: int) -> "RunSeeds":
+        """Worker `index` of a multi_worker run: its own streams for its envs, warm-up actions and
+        replay sampling (worker 0 keeps the run's own). The agent's seed (initial weights, noise) and
+        the evaluation env's stay shared: every worker holds the same weights and evaluates alike."""
+        if index == 0:
+            return self
+        env, action_space, replay = derive(self.env + 7919 * index, 3)
+        return RunSeeds(env=env, action_space=action_space, eval_env=self.eval_env, replay=replay, agent=self.agent)

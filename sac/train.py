@@ -64,16 +64,25 @@ class SacExperiment(Experiment):
 
     resume_plan: resume_module.ResumePlan | None = None
     exit_status: int | None = None  # set when a signal stopped the run: 128 + its number
+    cluster = distribute.Cluster()  # this process's place among the workers (multi_worker)
 
     def run(self, command_name: str | None = None, config_updates: dict | None = None,
             named_configs: Any = (), info: dict | None = None, meta_info: dict | None = None,
             options: dict | None = None) -> Any:
         config_updates = dict(config_updates or {})
-        if command_name in (None, self.default_command) and config_updates.get("resume") is not None:
-            try:
-                self.resume_plan = _plan_resume(config_updates, list(named_configs))
-            except UserError as exc:
-                raise CommandLineError(str(exc)) from None
+        training = command_name in (None, self.default_command)
+        try:
+            if training and config_updates.get("resume") is not None:
+                self.resume_plan, self.cluster = _plan_resume(config_updates, list(named_configs))
+            else:
+                self.cluster = _cluster(config_updates.get("strategy"))
+        except UserError as exc:
+            raise CommandLineError(str(exc)) from None
+        if training and not self.cluster.is_chief:
+            # Only the chief of a multi_worker run writes runs/<id>/ (the others keep their training
+            # states in the chief's run directory, sac/builder.py).
+            self.observers = [o for o in self.observers if not isinstance(o, FileStorageObserver)]
+        if self.resume_plan is not None:
             if self.resume_plan.finished:
                 plan = self.resume_plan
                 print(f"sac: {plan.run_dir} already finished: its training state is at step {plan.step} of "
@@ -86,7 +95,8 @@ class SacExperiment(Experiment):
         return super().run(command_name, config_updates, named_configs, info, meta_info, options)
 
 
-def _plan_resume(cli_updates: dict[str, Any], named_configs: list[str]) -> resume_module.ResumePlan:
+def _plan_resume(cli_updates: dict[str, Any], named_configs: list[str]
+                 ) -> tuple[resume_module.ResumePlan, distribute.Cluster]:
     # Only the resume entry is checked before the stopped run's config is known.
     config_module.validate_config({**config_module.defaults(), "resume": cli_updates["resume"]})
     run_dir = Path(cli_updates["resume"])
@@ -94,7 +104,10 @@ def _plan_resume(cli_updates: dict[str, Any], named_configs: list[str]) -> resum
         old_config = json.loads((run_dir / "config.json").read_text())
     except (OSError, ValueError):
         old_config = None
-    return resume_module.plan(run_dir, old_config, cli_updates, named_configs)
+    strategy = cli_updates.get("strategy", (old_config or {}).get("strategy"))
+    cluster = _cluster(strategy)
+    return resume_module.plan(run_dir, old_config, cli_updates, named_configs, worker_index=cluster.worker_index,
+                              num_workers=cluster.num_workers), cluster
 
 
 ex = SacExperiment("sac")
@@ -116,7 +129,7 @@ def _check_before_anything_starts(config: dict[str, Any], command_name: str, log
     return {}
 
 
-def _cluster(strategy: str) -> distribute.Cluster:
+def _cluster(strategy: str | None) -> distribute.Cluster:
     """This process's place among the workers: TF_CONFIG for multi_worker, else a single worker."""
     if strategy != "multi_worker":
         return distribute.Cluster()
@@ -150,8 +163,10 @@ def main(_config: dict[str, Any], _run: Any) -> dict[str, float]:
 
 def _train(cfg: config_module.RunConfig, sacred_run: Any) -> dict[str, float]:
     """Check, build, resume, loop, report."""
-    run_dir = _run_directory(sacred_run)
-    resume_module.record_process(run_dir)
+    cluster = ex.cluster
+    run_dir = _run_directory(sacred_run) if cluster.is_chief else None
+    if run_dir is not None:
+        resume_module.record_process(run_dir)
 
     # SIGTERM (a scheduler's preemption) and SIGINT (Ctrl-C): finish the step, save, exit non-zero.
     # Installed first, so a signal during start-up also ends in a saved state at the first step.
@@ -170,31 +185,41 @@ def _train(cfg: config_module.RunConfig, sacred_run: Any) -> dict[str, float]:
     from sac import checkpoint
     from sac.loop import EnvFault, NonFiniteError
 
-    parts = build_run(cfg, run_dir=run_dir, metrics_sink=sacred_run, cluster=_cluster(cfg.strategy))
+    parts = build_run(cfg, run_dir=run_dir, metrics_sink=sacred_run, cluster=cluster)
+    for signum in previous_handlers:  # again: connecting a multi_worker cluster (gRPC) replaces the handlers
+        signal.signal(signum, on_signal)
     sacred_run.info["target_entropy"] = parts.target_entropy
+    # The run directory all workers report: the chief's (the others keep their states under it).
+    shared_run = run_dir if run_dir is not None else parts.checkpoints.directory.parent.parent
+    resume_command = f"`python -m sac.train with resume={_display(shared_run)}`" + (
+        " on every worker" if cluster.num_workers > 1 else "")
 
     resume_state = None
     plan = ex.resume_plan
     if cfg.resume is not None:
         if plan is None or str(plan.run_dir) != str(Path(cfg.resume)):
             raise UserError("resume= works from the command line: python -m sac.train with resume=runs/<id>")
+        if parts.replication.from_chief(plan.step) != plan.step:
+            raise UserError(f"resume: this worker's newest training state is at step {plan.step}, the chief's at "
+                            f"step {parts.replication.from_chief(plan.step)}; the workers cannot go on together")
         payload = checkpoint.read_state_file(plan.state_path)
         resume_state = parts.restore(payload, plan.state_path)
-        link = resume_module.mark_resumed(plan, run_dir, {name: [tuple(e) for e in entries] for name, entries
-                                                          in payload["metrics"]["history"].items()})
+        if run_dir is not None:
+            link = resume_module.mark_resumed(plan, run_dir, {name: [tuple(e) for e in entries] for name, entries
+                                                              in payload["metrics"]["history"].items()})
+            sacred_run.info["resumed_from"] = link
         del payload  # the arrays are in place: free their memory
-        sacred_run.info["resumed_from"] = link
         print(f"sac: resuming {plan.run_dir} from step {plan.step} ({_display(plan.state_path)})", flush=True)
     else:
-        print(f"sac: training {cfg.env_id} for {cfg.total_steps} steps (seed {cfg.seed}); run directory {run_dir}",
-              flush=True)
+        where = f"run directory {run_dir}" if run_dir is not None else (
+            f"{cluster.describe(cluster.task_type, cluster.task_index)} of {_display(shared_run)}")
+        print(f"sac: training {cfg.env_id} for {cfg.total_steps} steps (seed {cfg.seed}); {where}", flush=True)
 
     def after_fault() -> str:
         last = parts.checkpoints.last_state
         if last is None:
             return "no training state had been saved yet"
-        return (f"the training state of the last checkpoint ({_display(last)}) is intact: "
-                f"resume with `python -m sac.train with resume={_display(run_dir)}`")
+        return f"the training state of the last checkpoint ({_display(last)}) is intact: resume with {resume_command}"
 
     try:
         final_state = parts.train(resume=resume_state, stop_requested=lambda: bool(received))
@@ -204,18 +229,24 @@ def _train(cfg: config_module.RunConfig, sacred_run: Any) -> dict[str, float]:
     except NonFiniteError as exc:
         raise UserError(f"non-finite {', '.join(exc.quantities)} at step {exc.step}; the run stopped without "
                         f"saving anything from this step; {after_fault()}") from None
+    except Exception as exc:
+        lost = cluster.lost_worker(exc)
+        if lost is None:
+            raise
+        raise UserError(f"lost {lost}: it stopped answering (or did not within worker_timeout={cfg.worker_timeout:g} s)"
+                        f", so this worker stopped too; {after_fault()}") from None
     finally:
         for signum, handler in previous_handlers.items():
             signal.signal(signum, handler)
         parts.close()
-    if received and final_state.step < cfg.total_steps:  # (a signal during the last step: it finished)
-        name = signal.Signals(received[0]).name
-        ex.exit_status = 128 + received[0]
+    if final_state.step < cfg.total_steps:  # stopped by a signal here, or by one another worker received
+        signum = received[0] if received else signal.SIGTERM
+        name = signal.Signals(signum).name if received else "a stop request of another worker"
+        ex.exit_status = 128 + signum
         raise Stopped(f"{name} at step {final_state.step}: training state saved in "
-                      f"{_display(parts.checkpoints.last_state)}; "
-                      f"continue with `python -m sac.train with resume={_display(run_dir)}`", received[0])
+                      f"{_display(parts.checkpoints.last_state)}; continue with {resume_command}", signum)
     final = {"eval/return_mean": parts.logger.last("eval/return_mean")}
-    print(f"sac: done; final eval return {final['eval/return_mean']:.1f}; run directory {run_dir}", flush=True)
+    print(f"sac: done; final eval return {final['eval/return_mean']:.1f}; run directory {shared_run}", flush=True)
     return final
 
 

@@ -73,13 +73,15 @@ class CheckpointWriter:
 
     def __init__(self, directory: Path, *, config: dict[str, Any], agent: Any, buffer: Any,
                  envs: gym.vector.VectorEnv, logger: Any, observation_shape: tuple[int, ...], action_low: Any,
-                 action_high: Any, keep_policies: int, keep_states: int, last_state: Path | None = None) -> None:
+                 action_high: Any, keep_policies: int, keep_states: int, last_state: Path | None = None,
+                 num_workers: int = 1) -> None:
         self.directory = Path(directory)
         self.last_state = last_state
         self._config, self._agent, self._buffer, self._envs, self._logger = config, agent, buffer, envs, logger
         self._observation_shape = tuple(observation_shape)
         self._action_low, self._action_high = action_low, action_high
-        self._keep = {"model": keep_policies, "state": keep_states}
+        self._keep = {"model": keep_policies, "state": keep_states}  # keep_policies=0: no policy file
+        self._num_workers = num_workers
 
     def __call__(self, step: int, loop_state: LoopState) -> None:
         from sac.policy import policy_payload
@@ -95,8 +97,10 @@ class CheckpointWriter:
         state = capture(config=self._config, agent=self._agent, buffer=self._buffer, envs=self._envs,
                         loop_state=loop_state, metrics_record=self._logger.record(),
                         observation_shape=self._observation_shape)
+        state["num_workers"] = self._num_workers
         try:
-            checkpoint.write_checkpoint(self.directory, policy, "model")
+            if self._keep["model"] > 0:
+                checkpoint.write_checkpoint(self.directory, policy, "model")
             state_path = checkpoint.write_checkpoint(self.directory, state, "state")
         except OSError as exc:
             previous = (f"the previous training state {self.last_state} is intact" if self.last_state
@@ -105,5 +109,6 @@ class CheckpointWriter:
                             f"{exc.strerror or exc}; {previous}; the run stopped") from None
         self.last_state = state_path
         for kind, keep in self._keep.items():
-            checkpoint.prune_checkpoints(self.directory, keep, kind)
+            if keep > 0:
+                checkpoint.prune_checkpoints(self.directory, keep, kind)
         self._logger.flush()  # TensorBoard has the events up to this checkpoint on disk

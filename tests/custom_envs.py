@@ -101,14 +101,17 @@ class SignalsItself(gym.Wrapper):
 
     At its `at_step`-th step (counted per env instance; 0: never) it first, with `pause_file`, writes
     `<pause_file>.paused` and waits (at most `pause_seconds`) for `<pause_file>.go` to appear, then
-    sends `signals` (names such as "SIGTERM", "SIGKILL") to its own process, one after another."""
+    sends `signals` (names such as "SIGTERM", "SIGKILL") to its own process, one after another.
+    With `only_if_env`, only in a process where that environment variable is set."""
 
     def __init__(self, at_step: int = 0, signals: tuple = ("SIGTERM",), pause_file: str | None = None,
-                 pause_seconds: float = 300.0):
+                 pause_seconds: float = 300.0, only_if_env: str | None = None):
         super().__init__(gym.make("Pendulum-v1"))
         self._at_step, self._signals = at_step, tuple(signals)
         self._pause_file, self._pause_seconds = pause_file, pause_seconds
         self._steps_taken = 0
+        if only_if_env and not os.environ.get(only_if_env):
+            self._at_step = 0  # this process was not chosen (one worker of several, say)
 
     def step(self, action):
         result = self.env.step(action)
