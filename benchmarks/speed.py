@@ -13,6 +13,9 @@ In one run, one measurement at a time (they share the two cores):
   loop   steady-state env steps/s of `python -m sac.train` itself after learning_starts (one update
          per env step, acting with the current policy, evaluation and checkpoints off, default
          logging), its peak resident memory and the seconds from launch to the first gradient step;
+  strategies (with --strategies) the same loop under strategy=mirrored with cpu_replicas=2, and
+         with strategy=multi_worker as two worker processes on this machine (one TensorFlow
+         thread each; steps count both workers' transitions);
   peers  SB3 and SBX with the same workload via benchmarks/peers.py (with --peers; it builds its
          own virtual environment for them on first use).
 Each measurement runs in its own process. Figures vary with the machine's load: compare the ratios
@@ -24,6 +27,7 @@ import argparse
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -93,25 +97,55 @@ def measure_limit(env_id: str, seconds: float, fused: int) -> dict:
 
 # --- loop: the training command itself ---------------------------------------------------------------
 
+def _train_command(env_id: str, total: int, learning_starts: int, extra: list[str]) -> list[str]:
+    return [sys.executable, "-m", "sac.train", "with", f"env_id={env_id}", f"total_steps={total}",
+            f"learning_starts={learning_starts}", "eval_every=1000000000", "checkpoint_every=1000000000",
+            "log_every=1000", *extra]
+
+
+def _steady_steps_per_second(run: Path, learning_starts: int, total: int) -> float:
+    """Steps/s over the windows of 1000 steps wholly after the first update's compilation and before
+    the final evaluation: from learning_starts + 1000 to total - 1000."""
+    metrics = json.loads((run / "metrics.json").read_text())["train/steps_per_second"]
+    windows = [(s, v) for s, v in zip(metrics["steps"], metrics["values"]) if learning_starts + 2000 <= s < total]
+    if not windows:
+        sys.exit("loop measurement too short: raise --loop-steps")
+    return 1000.0 * len(windows) / sum(1000.0 / v for _, v in windows)
+
+
 def measure_loop(env_id: str, steps: int, learning_starts: int, extra: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as work:
         total = learning_starts + steps
         launch = time.time()
-        _, rss = _run_measured([sys.executable, "-m", "sac.train", "with", f"env_id={env_id}", f"total_steps={total}",
-                       f"learning_starts={learning_starts}", "eval_every=1000000000",
-                       "checkpoint_every=1000000000", "log_every=1000", *extra], Path(work))
+        _, rss = _run_measured(_train_command(env_id, total, learning_starts, extra), Path(work))
         (run,) = Path(work, "runs").glob("[0-9]*")
-        metrics = json.loads((run / "metrics.json").read_text())["train/steps_per_second"]
         info = json.loads((run / "info.json").read_text())
-    # Windows of 1000 steps, wholly after the first update's compilation and before the final
-    # evaluation: from learning_starts + 1000 to total - 1000.
-    windows = [(s, v) for s, v in zip(metrics["steps"], metrics["values"])
-               if learning_starts + 2000 <= s < total]
-    if not windows:
-        sys.exit("loop measurement too short: raise --loop-steps")
-    seconds = sum(1000.0 / v for _, v in windows)
-    return {"steps_per_second": 1000.0 * len(windows) / seconds,
-            "seconds_to_first_update": info["first_update_time"] - launch, "peak_rss_mib": rss}
+        return {"steps_per_second": _steady_steps_per_second(run, learning_starts, total),
+                "seconds_to_first_update": info["first_update_time"] - launch, "peak_rss_mib": rss}
+
+
+def measure_two_workers(env_id: str, steps: int, learning_starts: int, extra: list[str]) -> float:
+    """Steps/s (the transitions of both workers) of `strategy=multi_worker` with two worker processes
+    on this machine (127.0.0.1, one TensorFlow thread each), read from the chief's metrics."""
+    ports = []
+    for _ in range(2):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            ports.append(probe.getsockname()[1])
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    total = learning_starts + steps
+    with tempfile.TemporaryDirectory() as work:
+        Path(work, "runs").mkdir()
+        command = _train_command(env_id, total, learning_starts, ["strategy=multi_worker", "num_threads=1", *extra])
+        procs = [subprocess.Popen(command, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                  env={**_child_env(), "TF_CONFIG": json.dumps(
+                                      {"cluster": cluster, "task": {"type": "worker", "index": i}})})
+                 for i in range(2)]
+        errors = [proc.communicate(timeout=3600)[1] for proc in procs]
+        if any(proc.returncode for proc in procs):
+            sys.exit(f"two-worker run failed:\n{errors[0][-2000:]}\n{errors[1][-2000:]}")
+        (run,) = Path(work, "runs").glob("[0-9]*")
+        return _steady_steps_per_second(run, learning_starts, total)
 
 
 # --- peers -------------------------------------------------------------------------------------------
@@ -129,7 +163,9 @@ def main() -> None:
     parser.add_argument("--fused", type=int, default=10, help="updates per call for the limit")
     parser.add_argument("--loop-steps", type=int, default=6000, help="steps measured after learning_starts")
     parser.add_argument("--learning-starts", type=int, default=1000)
-    parser.add_argument("--peers", action="store_true", help="also run SB3 and SBX (peer_speed.py)")
+    parser.add_argument("--peers", action="store_true", help="also run SB3 and SBX (benchmarks/peers.py)")
+    parser.add_argument("--strategies", action="store_true",
+                        help="also the loop under strategy=mirrored cpu_replicas=2 and with two local workers")
     parser.add_argument("--peer-steps", type=int, default=6000)
     parser.add_argument("--child-limit", help=argparse.SUPPRESS)
     parser.add_argument("extra", nargs="*", help="extra sac.train config updates, e.g. num_threads=1")
@@ -152,6 +188,12 @@ def main() -> None:
                "per_call_cost_ms": 1000.0 / single["updates_per_second"] - 1000.0 / limit["updates_per_second"],
                "loop_peak_rss_mib": loop["peak_rss_mib"],
                "seconds_to_first_update": loop["seconds_to_first_update"]}
+        if args.strategies:
+            mirrored = measure_loop(env_id, args.loop_steps, args.learning_starts,
+                                    ["strategy=mirrored", "cpu_replicas=2", *args.extra])
+            row["mirrored_2cpu_steps_per_second"] = mirrored["steps_per_second"]
+            row["two_workers_steps_per_second"] = measure_two_workers(env_id, args.loop_steps, args.learning_starts,
+                                                                      args.extra)
         if args.peers:
             for name, sps in measure_peers(env_id, args.peer_steps).items():
                 row[f"{name}_steps_per_second"] = sps
