@@ -63,7 +63,7 @@ def default_config():
     strategy = "default"  # default (one device) | mirrored (this machine's GPUs) | tpu | multi_worker (TF_CONFIG)
     cpu_replicas = 0  # N > 0 splits the CPU into N logical devices, so mirrored/multi_worker run without GPUs
     tpu_address = ""  # strategy=tpu: the TPU's address (grpc://host:8470 or a TPU name); empty: this TPU VM's own
-    worker_timeout = 300.0  # multi_worker: seconds a worker waits for a lost peer before it stops with an error
+    worker_timeout = 300.0  # multi_worker: a worker silent this many seconds (no heartbeat) is lost: the others stop
 
 
 # --- Named configs: `python -m sac.train with half_cheetah` ------------------------------------------
