@@ -60,9 +60,12 @@ class SACAgent:
             self._train_and_act_fn = tf.function(self._train_and_act, jit_compile=jit_compile)
         else:
             # XLA cannot compile a step whose variables live on several devices (keras-team/keras#19005):
-            # the distributed step runs as a plain graph (README "Multi-GPU, TPU and multi-machine").
+            # the distributed step is a graph whose per-replica phases are XLA-compiled on values
+            # (_replica_phase; README "Multi-GPU, TPU and multi-machine").
             self._update_step = self._distributed_update
             self._train_and_act_fn = tf.function(self._train_and_act)
+            self._compiled_phases: dict[tuple, object] = {}
+            self._replica_xla = self._compiled_phase if jit_compile else None
         self._train_and_act_calls: dict[tuple, object] = {}
 
     def _build(self, action_low: np.ndarray, action_high: np.ndarray, hidden_sizes: Sequence[int], seed: int,
@@ -150,37 +153,46 @@ class SACAgent:
 
     def _critic_gradients(self, obs: tf.Tensor, action: tf.Tensor, reward: tf.Tensor, next_obs: tf.Tensor,
                           terminated: tf.Tensor, next_noise: tf.Tensor, alpha: tf.Tensor,
-                          global_batch: int | None = None) -> tuple[list, dict[str, tf.Tensor]]:
-        """Critics: regress both Q-functions on the soft Bellman target (eqs. 5-7)."""
+                          global_batch: int | None = None, wrt: list | None = None) -> tuple[list, dict[str, tf.Tensor]]:
+        """Critics: regress both Q-functions on the soft Bellman target (eqs. 5-7). Gradients with
+        respect to the critic's variables, or to `wrt`, the values standing for them (see
+        _on_own_values)."""
         s = self.settings
         next_action, next_log_prob = self.actor.sample(next_obs, next_noise)
         next_q1, next_q2 = self.target_critic(next_obs, next_action)
         target = tf.stop_gradient(losses.td_target(reward, terminated, next_q1, next_q2, next_log_prob,
                                                    alpha, s.gamma, s.reward_scale))
-        critic_vars = self.critic.trainable_variables
+        critic_vars = self.critic.trainable_variables if wrt is None else wrt
         with tf.GradientTape() as tape:
+            if wrt is not None:
+                tape.watch(wrt)
             q1, q2 = self.critic(obs, action)
             loss_c, metrics = losses.critic_loss(q1, q2, target, global_batch)
         return tape.gradient(loss_c, critic_vars), metrics
 
-    def _actor_gradients(self, obs: tf.Tensor, noise: tf.Tensor, alpha: tf.Tensor, global_batch: int | None = None
-                         ) -> tuple[list, tf.Tensor, dict[str, tf.Tensor]]:
+    def _actor_gradients(self, obs: tf.Tensor, noise: tf.Tensor, alpha: tf.Tensor, global_batch: int | None = None,
+                         wrt: list | None = None) -> tuple[list, tf.Tensor, dict[str, tf.Tensor]]:
         """Actor: minimise alpha * log pi - min Q through a reparameterised sample (eq. 12)."""
-        actor_vars = self.actor.trainable_variables
+        actor_vars = self.actor.trainable_variables if wrt is None else wrt
         with tf.GradientTape() as tape:
+            if wrt is not None:
+                tape.watch(wrt)
             new_action, log_prob = self.actor.sample(obs, noise)
             q1_pi, q2_pi = self.critic(obs, new_action)
             loss_a, metrics = losses.actor_loss(log_prob, q1_pi, q2_pi, alpha, global_batch)
         return tape.gradient(loss_a, actor_vars), log_prob, metrics
 
-    def _alpha_gradient(self, log_prob: tf.Tensor, global_batch: int | None = None
+    def _alpha_gradient(self, log_prob: tf.Tensor, global_batch: int | None = None, wrt: tf.Tensor | None = None
                         ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
         """Temperature: move log(alpha) so the policy's entropy tracks the target (eq. 18). It reuses
         the log-probs of the actor step, as SB3 and CleanRL do (TF-Agents samples the updated actor
         again; the difference is one actor step's change to the entropy estimate)."""
+        log_alpha = self.log_alpha if wrt is None else wrt
         with tf.GradientTape() as tape:
-            loss_t, metrics = losses.alpha_loss(self.log_alpha, log_prob, self.settings.target_entropy, global_batch)
-        return tape.gradient(loss_t, self.log_alpha), metrics
+            if wrt is not None:
+                tape.watch(wrt)
+            loss_t, metrics = losses.alpha_loss(log_alpha, log_prob, self.settings.target_entropy, global_batch)
+        return tape.gradient(loss_t, log_alpha), metrics
 
     def _finish_update(self, metrics: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         """Target critics trail the critics (Polyak averaging, every step); count the update."""
@@ -207,6 +219,52 @@ class SACAgent:
             self.alpha_optimizer.apply_gradients([(alpha_grad, self.log_alpha)])
             metrics.update(alpha_metrics)
         return self._finish_update(metrics)
+
+    # --- One replica's share of a distributed update --------------------------------------------------
+    def _critic_phase(self, values: dict[str, list] | None, global_batch: int, obs: tf.Tensor, action: tf.Tensor,
+                      reward: tf.Tensor, next_obs: tf.Tensor, terminated: tf.Tensor, next_noise: tf.Tensor) -> tuple:
+        wrt = None if values is None else values["critic"]
+        return self._critic_gradients(obs, action, reward, next_obs, terminated, next_noise, self.alpha, global_batch,
+                                      wrt=wrt)
+
+    def _actor_phase(self, values: dict[str, list] | None, global_batch: int, obs: tf.Tensor, noise: tf.Tensor
+                     ) -> tuple:
+        wrt = None if values is None else values["actor"]
+        grads, log_prob, metrics = self._actor_gradients(obs, noise, self.alpha, global_batch, wrt=wrt)
+        alpha_grad = tf.zeros([])
+        if self.settings.learn_alpha:
+            alpha_grad, alpha_metrics = self._alpha_gradient(
+                log_prob, global_batch, wrt=None if values is None else values["log_alpha"][0])
+            metrics.update(alpha_metrics)
+        return grads, alpha_grad, metrics
+
+    def _replica_groups(self) -> dict[str, list]:
+        return {"actor": self.actor.weights, "critic": self.critic.weights, "target_critic": self.target_critic.weights,
+                "log_alpha": [self.log_alpha]}
+
+    def _replica_phase(self, phase: object, args: tuple, global_batch: int) -> tuple:
+        """Run a phase on this replica. With XLA (jit_compile under a strategy) it is compiled as a
+        pure function of this replica's own variable values, passed in as inputs and read through a
+        Keras StatelessScope: XLA cannot compile a step that touches variables living on several
+        devices (keras-team/keras#19005), but it can compile one that touches none."""
+        if self._replica_xla is None:
+            return phase(None, global_batch, *args)
+        groups = self._replica_groups()
+        values = {name: [tf.convert_to_tensor(v) for v in variables] for name, variables in groups.items()}
+        return self._replica_xla(phase, global_batch)(values, *args)
+
+    def _compiled_phase(self, phase: object, global_batch: int) -> object:
+        key = (phase.__name__, global_batch)
+        if key not in self._compiled_phases:
+            groups = self._replica_groups()
+
+            def pure(values: dict[str, list], *args: tf.Tensor) -> tuple:
+                mapping = [(v, x) for name in groups for v, x in zip(groups[name], values[name])]
+                with keras.StatelessScope(state_mapping=mapping):
+                    return phase(values, global_batch, *args)
+
+            self._compiled_phases[key] = tf.function(pure, jit_compile=True)
+        return self._compiled_phases[key]
 
     def _distributed_update(self, obs: tf.Tensor, action: tf.Tensor, reward: tf.Tensor, next_obs: tf.Tensor,
                             terminated: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -235,24 +293,17 @@ class SACAgent:
 
         def critic_replica(obs, action, reward, next_obs, terminated):
             replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-            grads, metrics = self._critic_gradients(
-                own_rows(obs, replica), own_rows(action, replica), own_rows(reward, replica),
-                own_rows(next_obs, replica), own_rows(terminated, replica), noise_rows(0, replica), self.alpha,
-                global_batch)
-            return summed((grads, metrics))
+            args = (own_rows(obs, replica), own_rows(action, replica), own_rows(reward, replica),
+                    own_rows(next_obs, replica), own_rows(terminated, replica), noise_rows(0, replica))
+            return summed(self._replica_phase(self._critic_phase, args, global_batch))
 
         critic_grads, metrics = one_copy(strategy.run(critic_replica, args=(obs, action, reward, next_obs, terminated)))
         self.critic_optimizer.apply_gradients(zip(critic_grads, self.critic.trainable_variables))
 
         def actor_replica(obs):
             replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-            grads, log_prob, metrics = self._actor_gradients(own_rows(obs, replica), noise_rows(1, replica),
-                                                             self.alpha, global_batch)
-            alpha_grad = tf.zeros([])
-            if self.settings.learn_alpha:
-                alpha_grad, alpha_metrics = self._alpha_gradient(log_prob, global_batch)
-                metrics.update(alpha_metrics)
-            return summed((grads, alpha_grad, metrics))
+            args = (own_rows(obs, replica), noise_rows(1, replica))
+            return summed(self._replica_phase(self._actor_phase, args, global_batch))
 
         actor_grads, alpha_grad, actor_metrics = one_copy(strategy.run(actor_replica, args=(obs,)))
         self.actor_optimizer.apply_gradients(zip(actor_grads, self.actor.trainable_variables))
