@@ -156,7 +156,7 @@ class SACAgent:
                           global_batch: int | None = None, wrt: list | None = None) -> tuple[list, dict[str, tf.Tensor]]:
         """Critics: regress both Q-functions on the soft Bellman target (eqs. 5-7). Gradients with
         respect to the critic's variables, or to `wrt`, the values standing for them (see
-        _on_own_values)."""
+        _replica_phase)."""
         s = self.settings
         next_action, next_log_prob = self.actor.sample(next_obs, next_noise)
         next_q1, next_q2 = self.target_critic(next_obs, next_action)
