@@ -16,7 +16,10 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.utils import seeding
 
+from sac import pomdp
 from sac.errors import UserError
+
+pomdp.register()  # Pendulum-P-v0 and Pendulum-V-v0 (sac/pomdp.py) are ids like any other
 
 # The time limit given to envs registered without one (MuJoCo tasks use 1000 too).
 DEFAULT_MAX_EPISODE_STEPS = 1000
