@@ -199,9 +199,10 @@ def _train(cfg: config_module.RunConfig, sacred_run: Any) -> dict[str, float]:
     if cfg.resume is not None:
         if plan is None or str(plan.run_dir) != str(Path(cfg.resume)):
             raise UserError("resume= works from the command line: python -m sac.train with resume=runs/<id>")
-        if parts.replication.from_chief(plan.step) != plan.step:
+        chief_step = parts.replication.from_chief(plan.step)  # one collective, which every worker makes once
+        if chief_step != plan.step:
             raise UserError(f"resume: this worker's newest training state is at step {plan.step}, the chief's at "
-                            f"step {parts.replication.from_chief(plan.step)}; the workers cannot go on together")
+                            f"step {chief_step}; the workers cannot go on together")
         payload = checkpoint.read_state_file(plan.state_path)
         resume_state = parts.restore(payload, plan.state_path)
         if run_dir is not None:
