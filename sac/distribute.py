@@ -16,18 +16,18 @@ Nothing here reads the config: sac/train.py passes the entries in. TF_CONFIG is 
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
 import re
 import socket
-from dataclasses import dataclass
 from typing import Any
 
 from sac.errors import UserError
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Cluster:
     """Where this process stands among the workers of a run (one worker unless multi_worker)."""
 
@@ -41,15 +41,17 @@ class Cluster:
     def is_chief(self) -> bool:
         return self.worker_index == 0
 
-    def describe(self, task_type: str, task_index: int) -> str:
-        """'worker 1 (host:port)' for a task of the cluster, by its worker index."""
-        chiefs = list((self.spec or {}).get("chief", []))
-        index = task_index if task_type == "chief" else len(chiefs) + task_index
-        try:
-            address = (self.spec or {})[task_type][task_index]
-        except (KeyError, IndexError, TypeError):
-            address = "?"
-        return f"worker {index} ({address})"
+    @property
+    def members(self) -> list[tuple[str, int, str]]:
+        """(task type, task index, address) of every worker, in worker-index order: chief first."""
+        spec = self.spec or {}
+        return [(job, i, address) for job in ("chief", "worker") for i, address in enumerate(spec.get(job, []))]
+
+    def describe(self, worker_index: int) -> str:
+        """'worker 1 (host:port)' for a worker of the cluster."""
+        members = self.members
+        address = members[worker_index][2] if 0 <= worker_index < len(members) else "?"
+        return f"worker {worker_index} ({address})"
 
     def lost_worker(self, error: BaseException) -> str | None:
         """Which other worker a failed collective names (TensorFlow's UnavailableError and
@@ -59,12 +61,13 @@ class Cluster:
         if self.num_workers < 2 or not isinstance(error, (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
                                                           tf.errors.CancelledError, tf.errors.AbortedError)):
             return None
-        for task_type, task_index in re.findall(r"/job:(chief|worker)/(?:replica:\d+/)?task:(\d+)", str(error)):
-            if (task_type, int(task_index)) != (self.task_type, self.task_index):
-                return self.describe(task_type, int(task_index))
+        tasks = [(job, i) for job, i, _ in self.members]
+        for job, index in re.findall(r"/job:(chief|worker)/(?:replica:\d+/)?task:(\d+)", str(error)):
+            named = tasks.index((job, int(index))) if (job, int(index)) in tasks else None
+            if named is not None and named != self.worker_index:
+                return self.describe(named)
         if self.num_workers == 2:
-            return self.describe(*(("chief", 0) if self.task_type != "chief" and (self.spec or {}).get("chief")
-                                   else ("worker", 1 - self.task_index if self.task_type == "worker" else 0)))
+            return self.describe(1 - self.worker_index)
         return "a worker (TensorFlow did not say which)"
 
 
@@ -86,12 +89,11 @@ def read_cluster(tf_config: str | None) -> Cluster:
         raise UserError(f"TF_CONFIG's cluster needs workers (and at most one chief); got {spec}")
     if set(spec) - {"chief", "worker"}:
         raise UserError(f"TF_CONFIG: sac trains with chief and worker tasks only; got {sorted(spec)}")
-    members = {"chief": chiefs, "worker": workers}.get(task_type)
-    if members is None or not 0 <= task_index < len(members):
+    cluster = Cluster(num_workers=len(chiefs) + len(workers), spec=spec, task_type=task_type, task_index=task_index)
+    tasks = [(job, i) for job, i, _ in cluster.members]
+    if (task_type, task_index) not in tasks:
         raise UserError(f"TF_CONFIG's task {task} is not in its cluster {spec}")
-    index = task_index if task_type == "chief" else len(chiefs) + task_index
-    return Cluster(num_workers=len(chiefs) + len(workers), worker_index=index, spec=spec, task_type=task_type,
-                   task_index=task_index)
+    return dataclasses.replace(cluster, worker_index=tasks.index((task_type, task_index)))
 
 
 def _local_tpu_present() -> bool:
@@ -155,7 +157,7 @@ def configure_devices(cpu_replicas: int) -> None:
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_replicas)
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Replication:
     """The strategy a run trains under and how its global batch is split."""
 

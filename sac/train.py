@@ -213,7 +213,7 @@ def _train(cfg: config_module.RunConfig, sacred_run: Any) -> dict[str, float]:
         print(f"sac: resuming {plan.run_dir} from step {plan.step} ({_display(plan.state_path)})", flush=True)
     else:
         where = f"run directory {run_dir}" if run_dir is not None else (
-            f"{cluster.describe(cluster.task_type, cluster.task_index)} of {_display(shared_run)}")
+            f"{cluster.describe(cluster.worker_index)} of {_display(shared_run)}")
         print(f"sac: training {cfg.env_id} for {cfg.total_steps} steps (seed {cfg.seed}); {where}", flush=True)
 
     def after_fault() -> str:
