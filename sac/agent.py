@@ -65,7 +65,7 @@ class SACAgent:
             self._update_step = self._distributed_update
             self._train_and_act_fn = tf.function(self._train_and_act)
             self._compiled_phases: dict[tuple, object] = {}
-            self._replica_xla = self._compiled_phase if jit_compile else None
+            self._compile_replicas = jit_compile
         self._train_and_act_calls: dict[tuple, object] = {}
 
     def _build(self, action_low: np.ndarray, action_high: np.ndarray, hidden_sizes: Sequence[int], seed: int,
@@ -247,11 +247,11 @@ class SACAgent:
         pure function of this replica's own variable values, passed in as inputs and read through a
         Keras StatelessScope: XLA cannot compile a step that touches variables living on several
         devices (keras-team/keras#19005), but it can compile one that touches none."""
-        if self._replica_xla is None:
+        if not self._compile_replicas:
             return phase(None, global_batch, *args)
         groups = self._replica_groups()
         values = {name: [tf.convert_to_tensor(v) for v in variables] for name, variables in groups.items()}
-        return self._replica_xla(phase, global_batch)(values, *args)
+        return self._compiled_phase(phase, global_batch)(values, *args)
 
     def _compiled_phase(self, phase: object, global_batch: int) -> object:
         key = (phase.__name__, global_batch)

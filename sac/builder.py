@@ -173,6 +173,6 @@ def build_run(config: RunConfig, *, run_dir: Path | None = None, metrics_sink: A
             logger=logger, observation_shape=observation_shape, action_low=low, action_high=high,
             keep_policies=config.keep_checkpoints if cluster.is_chief else 0, keep_states=KEEP_TRAINING_STATES,
             num_workers=cluster.num_workers)
-    return RunParts(config=config, cluster=cluster, replication=replication, seeds=seeds, envs=envs, eval_envs=eval_envs, observation_shape=observation_shape,
-                    target_entropy=float(target_entropy), agent=agent, buffer=buffer, schedule=schedule,
+    return RunParts(config=config, cluster=cluster, replication=replication, seeds=seeds, envs=envs,
+                    eval_envs=eval_envs, observation_shape=observation_shape, target_entropy=float(target_entropy), agent=agent, buffer=buffer, schedule=schedule,
                     logger=logger, checkpoints=checkpoints)
