@@ -2,7 +2,9 @@
 
 `train_and_act` makes K gradient steps on the critics, the actor and the temperature (paper,
 Algorithm 1), then samples the next actions from the updated policy, all in one `tf.function`
-(with XLA by default): the training loop's one call per environment step. Randomness comes from
+(with XLA by default): the training loop's one call per environment step. With a recurrent actor or
+critic (actor_network / critic_network "lstm" or "gru") the update works on sequences
+(ReplayBuffer.sample_sequence_stack) and acting carries the policy's recurrent state. Randomness comes from
 stateless random ops keyed by (seed, counter): the counters are variables, so the agent's whole
 random state is part of its weights, and the same seed gives the same run.
 """
@@ -43,13 +45,24 @@ def default_target_entropy(action_dim: int) -> float:
     return -0.5 * action_dim
 
 
+# What one update reads of a batch: transitions (feed-forward networks) or sequences (any recurrent one).
+TRANSITION_KEYS = ("obs", "action", "reward", "next_obs", "terminated")
+SEQUENCE_KEYS = ("obs", "prev_action", "action", "reward", "terminated", "mask", "warm")
+
+
 class SACAgent:
     def __init__(self, obs_dim: int, action_low: np.ndarray, action_high: np.ndarray,
                  hidden_sizes: Sequence[int], settings: SACSettings, seed: int, jit_compile: bool = True,
-                 replication: Replication | None = None) -> None:
+                 replication: Replication | None = None, actor_network: str = "mlp", critic_network: str = "mlp",
+                 rnn_units: int = 0, burn_in: int = 0) -> None:
         self.settings = settings
         self.obs_dim = int(obs_dim)
         self.action_dim = int(np.asarray(action_low).shape[0])
+        self.networks = {"actor": actor_network, "critic": critic_network, "rnn_units": int(rnn_units)}
+        # Any recurrent network makes the update work on sequences (an MLP then acts per step in them).
+        self.sequences = actor_network != "mlp" or critic_network != "mlp"
+        self.batch_keys = SEQUENCE_KEYS if self.sequences else TRANSITION_KEYS
+        self.burn_in = int(burn_in)
         self.replication = replication or Replication(None)
         strategy = self.replication.strategy
         # Under a tf.distribute strategy every variable (weights, optimizer slots, counters) is created
@@ -74,9 +87,13 @@ class SACAgent:
         self._draw = standard_normal_draws(xla_noise)
         # Independent seeds for the actor's and the critics' initial weights and for the two noise streams.
         actor_seed, critic_seed, update_key, act_key = seeding.derive(seed, 4)
-        self.actor = build_actor(self.obs_dim, action_low, action_high, hidden_sizes, seed=actor_seed)
-        self.critic = build_critic(self.obs_dim, self.action_dim, hidden_sizes, seed=critic_seed, name="critic")
-        self.target_critic = build_critic(self.obs_dim, self.action_dim, hidden_sizes, name="target_critic")
+        nets = self.networks
+        self.actor = build_actor(self.obs_dim, action_low, action_high, hidden_sizes, seed=actor_seed,
+                                 network=nets["actor"], rnn_units=nets["rnn_units"])
+        self.critic = build_critic(self.obs_dim, self.action_dim, hidden_sizes, seed=critic_seed, name="critic",
+                                   network=nets["critic"], rnn_units=nets["rnn_units"])
+        self.target_critic = build_critic(self.obs_dim, self.action_dim, hidden_sizes, name="target_critic",
+                                          network=nets["critic"], rnn_units=nets["rnn_units"])
         self.target_critic.set_weights(self.critic.get_weights())
         self.log_alpha = keras.Variable(math.log(settings.initial_alpha), dtype="float32", name="log_alpha",
                                         trainable=settings.learn_alpha)
@@ -143,21 +160,43 @@ class SACAgent:
     def alpha(self) -> tf.Tensor:
         return tf.exp(tf.convert_to_tensor(self.log_alpha))
 
-    def _noise(self, key: tf.Tensor, counter: tf.Variable, stream: int, batch: int) -> tf.Tensor:
-        return self._draw((batch, self.action_dim), tf.stack([tf.convert_to_tensor(key), 4 * counter + stream]))
+    def _noise(self, key: tf.Tensor, counter: tf.Variable, stream: int, rows: tuple[int, ...]) -> tf.Tensor:
+        """N(0, 1) draws of shape rows + (action_dim,) from the update stream (key, 4 * counter + stream)."""
+        return self._draw(tuple(rows) + (self.action_dim,), tf.stack([tf.convert_to_tensor(key), 4 * counter + stream]))
+
+    def _rows(self, batch: dict[str, tf.Tensor], rows: int | None = None) -> tuple[int, ...]:
+        """The shape of a batch's noise rows (without the action axis): [B] for transitions, [B, T]
+        for sequences (one draw per step); `rows` replaces B (the global batch of a distributed one)."""
+        shape = tuple(int(d) for d in batch["action"].shape[:-1])
+        return shape if rows is None else (rows,) + shape[1:]
+
+    def _loss_slots(self, batch: dict[str, tf.Tensor], rows: int) -> int:
+        """What the loss sums are divided by: the batch size, or for sequences its step slots (B * T)."""
+        return rows * int(batch["action"].shape[1]) if self.sequences else rows
+
+    def _per_valid_step(self, grads: object, metrics: dict[str, tf.Tensor]) -> tuple[object, dict[str, tf.Tensor]]:
+        """Sequences: turn sums over the slots into means over the steps that count (losses.batch_mean):
+        gradients and metrics are divided by the fraction of slots that count, summed over replicas."""
+        if not self.sequences:
+            return grads, metrics
+        metrics = dict(metrics)
+        scale = 1.0 / tf.maximum(metrics.pop("valid_fraction"), 1e-8)
+        return tf.nest.map_structure(lambda g: g * scale, grads), {k: v * scale for k, v in metrics.items()}
 
     # --- The update (Algorithm 1, one gradient step) -------------------------------------------------
     # Each phase's loss and gradients are computed by one method, used by both the single-device
     # update and the distributed one (where each replica computes them on its rows of the batch,
     # normalised by the global batch so that the summed gradients are those of the global mean).
 
-    def _critic_gradients(self, obs: tf.Tensor, action: tf.Tensor, reward: tf.Tensor, next_obs: tf.Tensor,
-                          terminated: tf.Tensor, next_noise: tf.Tensor, alpha: tf.Tensor,
+    def _critic_gradients(self, batch: dict[str, tf.Tensor], next_noise: tf.Tensor, alpha: tf.Tensor,
                           global_batch: int | None = None, wrt: list | None = None) -> tuple[list, dict[str, tf.Tensor]]:
         """Critics: regress both Q-functions on the soft Bellman target (eqs. 5-7). Gradients with
         respect to the critic's variables, or to `wrt`, the values standing for them (see
         _replica_phase)."""
+        if self.sequences:
+            return self._sequence_critic_gradients(batch, next_noise, alpha, global_batch, wrt)
         s = self.settings
+        obs, action, reward, next_obs, terminated = (batch[k] for k in TRANSITION_KEYS)
         next_action, next_log_prob = self.actor.sample(next_obs, next_noise)
         next_q1, next_q2 = self.target_critic(next_obs, next_action)
         target = tf.stop_gradient(losses.td_target(reward, terminated, next_q1, next_q2, next_log_prob,
@@ -170,9 +209,13 @@ class SACAgent:
             loss_c, metrics = losses.critic_loss(q1, q2, target, global_batch)
         return tape.gradient(loss_c, critic_vars), metrics
 
-    def _actor_gradients(self, obs: tf.Tensor, noise: tf.Tensor, alpha: tf.Tensor, global_batch: int | None = None,
-                         wrt: list | None = None) -> tuple[list, tf.Tensor, dict[str, tf.Tensor]]:
+    def _actor_gradients(self, batch: dict[str, tf.Tensor], noise: tf.Tensor, alpha: tf.Tensor,
+                         global_batch: int | None = None, wrt: list | None = None
+                         ) -> tuple[list, tf.Tensor, dict[str, tf.Tensor]]:
         """Actor: minimise alpha * log pi - min Q through a reparameterised sample (eq. 12)."""
+        if self.sequences:
+            return self._sequence_actor_gradients(batch, noise, alpha, global_batch, wrt)
+        obs = batch["obs"]
         actor_vars = self.actor.trainable_variables if wrt is None else wrt
         with tf.GradientTape() as tape:
             if wrt is not None:
@@ -182,8 +225,8 @@ class SACAgent:
             loss_a, metrics = losses.actor_loss(log_prob, q1_pi, q2_pi, alpha, global_batch)
         return tape.gradient(loss_a, actor_vars), log_prob, metrics
 
-    def _alpha_gradient(self, log_prob: tf.Tensor, global_batch: int | None = None, wrt: tf.Tensor | None = None
-                        ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+    def _alpha_gradient(self, log_prob: tf.Tensor, global_batch: int | None = None, wrt: tf.Tensor | None = None,
+                        mask: tf.Tensor | None = None) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
         """Temperature: move log(alpha) so the policy's entropy tracks the target (eq. 18). It reuses
         the log-probs of the actor step, as SB3 and CleanRL do (TF-Agents samples the updated actor
         again; the difference is one actor step's change to the entropy estimate)."""
@@ -191,8 +234,54 @@ class SACAgent:
         with tf.GradientTape() as tape:
             if wrt is not None:
                 tape.watch(wrt)
-            loss_t, metrics = losses.alpha_loss(log_alpha, log_prob, self.settings.target_entropy, global_batch)
+            loss_t, metrics = losses.alpha_loss(log_alpha, log_prob, self.settings.target_entropy, global_batch, mask)
         return tape.gradient(loss_t, log_alpha), metrics
+
+    # --- The same three phases on sequences (recurrent networks) --------------------------------------
+    # obs / prev_action hold T + 1 steps (the last real one followed by its next observation), so one
+    # pass of a network over them gives each step's features and, one index later, its successor's.
+    # The state starts at zero: a sequence begins at its episode's start or is warmed up by burn-in.
+
+    def _encode(self, network: object, batch: dict[str, tf.Tensor], steps: slice) -> tf.Tensor:
+        features, _ = network.encode(batch["obs"][:, steps], batch["prev_action"][:, steps],
+                                     burn_in=self.burn_in, warm=batch["warm"])
+        return features
+
+    def _sequence_critic_gradients(self, batch: dict[str, tf.Tensor], next_noise: tf.Tensor, alpha: tf.Tensor,
+                                   global_batch: int | None, wrt: list | None) -> tuple[list, dict[str, tf.Tensor]]:
+        s, mask = self.settings, batch["mask"]
+        slots = global_batch or int(mask.shape[0]) * int(mask.shape[1])
+        # Each step's target reads the next step's features: actor and target critic at index t + 1.
+        next_action, next_log_prob = self.actor.sample(self._encode(self.actor, batch, slice(None))[:, 1:],
+                                                       next_noise)
+        next_q1, next_q2 = self.target_critic(self._encode(self.target_critic, batch, slice(None))[:, 1:],
+                                              next_action)
+        target = tf.stop_gradient(losses.td_target(batch["reward"], batch["terminated"], next_q1, next_q2,
+                                                   next_log_prob, alpha, s.gamma, s.reward_scale))
+        critic_vars = self.critic.trainable_variables if wrt is None else wrt
+        with tf.GradientTape() as tape:
+            if wrt is not None:
+                tape.watch(wrt)
+            q1, q2 = self.critic(self._encode(self.critic, batch, slice(0, -1)), batch["action"])
+            loss_c, metrics = losses.critic_loss(q1, q2, target, slots, mask)
+        metrics["valid_fraction"] = tf.reduce_sum(mask) / slots
+        return tape.gradient(loss_c, critic_vars), metrics
+
+    def _sequence_actor_gradients(self, batch: dict[str, tf.Tensor], noise: tf.Tensor, alpha: tf.Tensor,
+                                  global_batch: int | None, wrt: list | None
+                                  ) -> tuple[list, tf.Tensor, dict[str, tf.Tensor]]:
+        mask = batch["mask"]
+        slots = global_batch or int(mask.shape[0]) * int(mask.shape[1])
+        critic_features = tf.stop_gradient(self._encode(self.critic, batch, slice(0, -1)))
+        actor_vars = self.actor.trainable_variables if wrt is None else wrt
+        with tf.GradientTape() as tape:
+            if wrt is not None:
+                tape.watch(wrt)
+            new_action, log_prob = self.actor.sample(self._encode(self.actor, batch, slice(0, -1)), noise)
+            q1_pi, q2_pi = self.critic(critic_features, new_action)
+            loss_a, metrics = losses.actor_loss(log_prob, q1_pi, q2_pi, alpha, slots, mask)
+        metrics["valid_fraction"] = tf.reduce_sum(mask) / slots
+        return tape.gradient(loss_a, actor_vars), log_prob, metrics
 
     def _finish_update(self, metrics: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         """Target critics trail the critics (Polyak averaging, every step); count the update."""
@@ -201,40 +290,44 @@ class SACAgent:
         metrics["alpha"] = self.alpha
         return metrics
 
-    def _update(self, obs: tf.Tensor, action: tf.Tensor, reward: tf.Tensor, next_obs: tf.Tensor,
-                terminated: tf.Tensor) -> dict[str, tf.Tensor]:
+    def _update(self, batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         """One gradient step on one device (the default path)."""
-        batch = obs.shape[0]
+        rows = self._rows(batch)
+        slots = self._loss_slots(batch, rows[0]) if self.sequences else None
+        mask = batch["mask"] if self.sequences else None
         alpha = self.alpha
-        critic_grads, metrics = self._critic_gradients(
-            obs, action, reward, next_obs, terminated, self._noise(self._update_key, self.update_counter, 0, batch),
-            alpha)
+        critic_grads, metrics = self._per_valid_step(*self._critic_gradients(
+            batch, self._noise(self._update_key, self.update_counter, 0, rows), alpha, slots))
         self.critic_optimizer.apply_gradients(zip(critic_grads, self.critic.trainable_variables))
         actor_grads, log_prob, actor_metrics = self._actor_gradients(
-            obs, self._noise(self._update_key, self.update_counter, 1, batch), alpha)
+            batch, self._noise(self._update_key, self.update_counter, 1, rows), alpha, slots)
+        valid = actor_metrics.get("valid_fraction")
+        actor_grads, actor_metrics = self._per_valid_step(actor_grads, actor_metrics)
         self.actor_optimizer.apply_gradients(zip(actor_grads, self.actor.trainable_variables))
         metrics.update(actor_metrics)
         if self.settings.learn_alpha:
-            alpha_grad, alpha_metrics = self._alpha_gradient(log_prob)
+            alpha_grad, alpha_metrics = self._alpha_gradient(log_prob, slots, mask=mask)
+            if valid is not None:
+                alpha_grad, alpha_metrics = self._per_valid_step(alpha_grad, {**alpha_metrics, "valid_fraction": valid})
             self.alpha_optimizer.apply_gradients([(alpha_grad, self.log_alpha)])
             metrics.update(alpha_metrics)
         return self._finish_update(metrics)
 
     # --- One replica's share of a distributed update --------------------------------------------------
-    def _critic_phase(self, values: dict[str, list] | None, global_batch: int, obs: tf.Tensor, action: tf.Tensor,
-                      reward: tf.Tensor, next_obs: tf.Tensor, terminated: tf.Tensor, next_noise: tf.Tensor) -> tuple:
+    def _critic_phase(self, values: dict[str, list] | None, global_batch: int, batch: dict[str, tf.Tensor],
+                      next_noise: tf.Tensor) -> tuple:
         wrt = None if values is None else values["critic"]
-        return self._critic_gradients(obs, action, reward, next_obs, terminated, next_noise, self.alpha, global_batch,
-                                      wrt=wrt)
+        return self._critic_gradients(batch, next_noise, self.alpha, global_batch, wrt=wrt)
 
-    def _actor_phase(self, values: dict[str, list] | None, global_batch: int, obs: tf.Tensor, noise: tf.Tensor
-                     ) -> tuple:
+    def _actor_phase(self, values: dict[str, list] | None, global_batch: int, batch: dict[str, tf.Tensor],
+                     noise: tf.Tensor) -> tuple:
         wrt = None if values is None else values["actor"]
-        grads, log_prob, metrics = self._actor_gradients(obs, noise, self.alpha, global_batch, wrt=wrt)
+        grads, log_prob, metrics = self._actor_gradients(batch, noise, self.alpha, global_batch, wrt=wrt)
         alpha_grad = tf.zeros([])
         if self.settings.learn_alpha:
             alpha_grad, alpha_metrics = self._alpha_gradient(
-                log_prob, global_batch, wrt=None if values is None else values["log_alpha"][0])
+                log_prob, global_batch, wrt=None if values is None else values["log_alpha"][0],
+                mask=batch["mask"] if self.sequences else None)
             metrics.update(alpha_metrics)
         return grads, alpha_grad, metrics
 
@@ -266,22 +359,22 @@ class SACAgent:
             self._compiled_phases[key] = tf.function(pure, jit_compile=True)
         return self._compiled_phases[key]
 
-    def _distributed_update(self, obs: tf.Tensor, action: tf.Tensor, reward: tf.Tensor, next_obs: tf.Tensor,
-                            terminated: tf.Tensor) -> dict[str, tf.Tensor]:
-        """One gradient step under the strategy. `obs` etc. are this worker's share of the global
+    def _distributed_update(self, batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """One gradient step under the strategy. `batch` is this worker's share of the global
         batch; each replica takes its rows, and draws its rows of the global batch's noise, so that
         every example sees the same noise as on one device. Gradients and metrics are summed over
         the replicas (one all-reduce per phase) and applied once to the mirrored variables."""
         rep, strategy = self.replication, self.replication.strategy
-        global_batch = int(obs.shape[0]) * rep.num_workers
+        global_batch = int(batch["action"].shape[0]) * rep.num_workers
         rows = global_batch // rep.num_replicas
+        slots = self._loss_slots(batch, global_batch)
 
-        def own_rows(x: tf.Tensor, replica: tf.Tensor) -> tf.Tensor:
+        def own_rows(x: object, replica: tf.Tensor) -> object:
             local = replica - rep.worker_index * rep.local_replicas
-            return x[local * rows:(local + 1) * rows]
+            return tf.nest.map_structure(lambda a: a[local * rows:(local + 1) * rows], x)
 
         def noise_rows(stream: int, replica: tf.Tensor) -> tf.Tensor:
-            noise = self._noise(self._update_key, self.update_counter, stream, global_batch)
+            noise = self._noise(self._update_key, self.update_counter, stream, self._rows(batch, global_batch))
             return noise[replica * rows:(replica + 1) * rows]
 
         def summed(values: object) -> object:
@@ -291,48 +384,59 @@ class SACAgent:
         def one_copy(per_replica: object) -> object:
             return tf.nest.map_structure(lambda v: strategy.experimental_local_results(v)[0], per_replica)
 
-        def critic_replica(obs, action, reward, next_obs, terminated):
+        def critic_replica(batch):
             replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-            args = (own_rows(obs, replica), own_rows(action, replica), own_rows(reward, replica),
-                    own_rows(next_obs, replica), own_rows(terminated, replica), noise_rows(0, replica))
-            return summed(self._replica_phase(self._critic_phase, args, global_batch))
+            args = (own_rows(batch, replica), noise_rows(0, replica))
+            return summed(self._replica_phase(self._critic_phase, args, slots))
 
-        critic_grads, metrics = one_copy(strategy.run(critic_replica, args=(obs, action, reward, next_obs, terminated)))
+        critic_grads, metrics = self._per_valid_step(*one_copy(strategy.run(critic_replica, args=(batch,))))
         self.critic_optimizer.apply_gradients(zip(critic_grads, self.critic.trainable_variables))
 
-        def actor_replica(obs):
+        def actor_replica(batch):
             replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-            args = (own_rows(obs, replica), noise_rows(1, replica))
-            return summed(self._replica_phase(self._actor_phase, args, global_batch))
+            args = (own_rows(batch, replica), noise_rows(1, replica))
+            return summed(self._replica_phase(self._actor_phase, args, slots))
 
-        actor_grads, alpha_grad, actor_metrics = one_copy(strategy.run(actor_replica, args=(obs,)))
+        actor_grads, alpha_grad, actor_metrics = one_copy(strategy.run(actor_replica, args=(batch,)))
+        (actor_grads, alpha_grad), actor_metrics = self._per_valid_step((actor_grads, alpha_grad), actor_metrics)
         self.actor_optimizer.apply_gradients(zip(actor_grads, self.actor.trainable_variables))
         metrics.update(actor_metrics)
         if self.settings.learn_alpha:
             self.alpha_optimizer.apply_gradients([(alpha_grad, self.log_alpha)])
         return self._finish_update(metrics)
 
-    def _update_many(self, obs: tf.Tensor, action: tf.Tensor, reward: tf.Tensor, next_obs: tf.Tensor,
-                     terminated: tf.Tensor) -> dict[str, tf.Tensor]:
+    def _update_many(self, batches: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         """K gradient steps in one call, one per batch of the stacked [K, B, ...] inputs, in order."""
-        metrics = self._update_step(obs[0], action[0], reward[0], next_obs[0], terminated[0])
-        if obs.shape[0] == 1:  # static: the default one-step call gets no loop at all
+        metrics = self._update_step({k: v[0] for k, v in batches.items()})
+        if batches["action"].shape[0] == 1:  # static: the default one-step call gets no loop at all
             return metrics
-        for i in tf.range(1, tf.shape(obs)[0]):
-            metrics = self._update_step(obs[i], action[i], reward[i], next_obs[i], terminated[i])
+        for i in tf.range(1, tf.shape(batches["action"])[0]):
+            metrics = self._update_step({k: v[i] for k, v in batches.items()})
         return metrics
 
-    def _train_and_act(self, obs: tf.Tensor, action: tf.Tensor, reward: tf.Tensor, next_obs: tf.Tensor,
-                       terminated: tf.Tensor, act_obs: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
-        metrics = self._update_many(obs, action, reward, next_obs, terminated)
-        return metrics, self.policy.sample(act_obs)
+    def _train_and_act(self, *args: tf.Tensor) -> tuple:
+        """args: the batch tensors (in batch_keys order), the observations to act on, and for a
+        recurrent policy the acting state (first-step flags, previous actions, recurrent state)."""
+        n = len(self.batch_keys)
+        metrics = self._update_many(dict(zip(self.batch_keys, args[:n])))
+        act_obs = args[n]
+        if not self.policy.recurrent:
+            return metrics, self.policy.sample(act_obs)
+        return metrics, *self.policy.sample_step(act_obs, *args[n + 1:])
 
-    def train_and_act(self, batches: dict[str, np.ndarray], obs: np.ndarray) -> tuple[dict[str, tf.Tensor], np.ndarray]:
+    def train_and_act(self, batches: dict[str, np.ndarray], obs: np.ndarray, state: list[np.ndarray] | None = None,
+                      first: np.ndarray | None = None) -> tuple[dict[str, tf.Tensor], np.ndarray, list[np.ndarray]]:
         """K gradient steps on stacked [K, B, ...] batches, then sample actions for `obs` [N, O] from the
         updated policy, all in one compiled call: the same arithmetic as K updates followed by
-        `policy.act(obs, stochastic=True)`, without a second call's fixed cost on every env step.
-        Returns the last update's metrics (scalar tensors) and the actions."""
-        args = (batches["obs"], batches["action"], batches["reward"], batches["next_obs"], batches["terminated"], obs)
+        `policy.act_with_state(obs, state, first, stochastic=True)`, without a second call's fixed cost on every
+        env step. Returns the last update's metrics (scalar tensors), the actions and the policy's
+        next acting state (Policy.act_with_state; an empty list for a feed-forward policy)."""
+        args = tuple(batches[k] for k in self.batch_keys) + (obs,)
+        if self.policy.recurrent:
+            if state is None:
+                state = self.policy.initial_state(len(obs))
+                first = np.ones(len(obs), bool)
+            args += (np.asarray(first, np.float32), *state)
         shapes = tuple(np.shape(a) for a in args)
         call = self._train_and_act_calls.get(shapes)
         if call is None:
@@ -342,5 +446,8 @@ class SACAgent:
             call = self._train_and_act_fn.get_concrete_function(
                 *[tf.TensorSpec(shape, tf.float32) for shape in shapes])
             self._train_and_act_calls[shapes] = call
-        metrics, actions = call(*[tf.convert_to_tensor(a, tf.float32) for a in args])
-        return metrics, actions.numpy()
+        metrics, actions, *new_state = call(*[tf.convert_to_tensor(a, tf.float32) for a in args])
+        actions = actions.numpy()
+        if not self.policy.recurrent:
+            return metrics, actions, []
+        return metrics, actions, [actions] + [np.asarray(s) for s in new_state[0]]

@@ -154,7 +154,8 @@ def build_run(config: RunConfig, *, run_dir: Path | None = None, metrics_sink: A
         critic_lr=config.critic_lr, alpha_lr=config.alpha_lr,
     )
     agent = SACAgent(obs_dim, low, high, config.hidden_sizes, settings, seed=seeds.agent,
-                     jit_compile=config.jit_compile, replication=replication)
+                     jit_compile=config.jit_compile, replication=replication, actor_network=config.actor_network,
+                     critic_network=config.critic_network, rnn_units=config.rnn_units, burn_in=config.burn_in)
     # No larger than the run needs: a buffer that never wraps keeps every transition sampleable.
     buffer = ReplayBuffer(min(config.buffer_size, config.total_steps + config.num_envs), obs_dim, action_dim,
                           seed=seeds.replay, num_streams=config.num_envs)
@@ -165,6 +166,7 @@ def build_run(config: RunConfig, *, run_dir: Path | None = None, metrics_sink: A
         batch_size=config.batch_size // cluster.num_workers,
         eval_every=config.eval_every, checkpoint_every=config.checkpoint_every, log_every=config.log_every,
         train_every=config.train_every, gradient_steps=config.gradient_steps,
+        sequence_length=config.sequence_length if agent.sequences else 0, burn_in=config.burn_in,
     )
     checkpoints = None
     if checkpoint_dir is not None:

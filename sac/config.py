@@ -31,14 +31,24 @@ def default_config():
     learning_starts = 1_000  # uniform-random actions for this many steps, then one update per step
 
     # --- SAC hyperparameters (paper Table 1 = TF-Agents haarnoja18) -----------------------------
-    batch_size = 256  # minibatch size of every gradient step (paper Table 1)
+    # --- Networks (README "Recurrent networks") -------------------------------------------------------
+    actor_network = "mlp"  # mlp (paper Table 1) | lstm | gru: a recurrent layer of rnn_units before the hidden_sizes MLP
+    critic_network = "mlp"  # mlp | lstm | gru, chosen apart from the actor's (pomdp-baselines: separate encoders)
+    rnn_units = 128  # the LSTM/GRU size (pomdp-baselines' Pendulum POMDPs: 128; TF-Agents' SAC RNN example: 40)
+    sequence_length = 32  # recurrent only: steps per training sequence (TF-Agents' SAC RNN example: 20)
+    burn_in = 0  # recurrent only: steps that warm the state of a sequence starting mid-episode (R2D2: 40 of 80)
+
+    # --- SAC hyperparameters (paper Table 1 = TF-Agents haarnoja18) -----------------------------
+    recurrent = actor_network != "mlp" or critic_network != "mlp"
+    batch_size = 32 if recurrent else 256  # per gradient step: transitions (paper Table 1: 256), or sequences if a network is recurrent (pomdp-baselines: 32)
+    del recurrent
     buffer_size = 1_000_000  # replay capacity in transitions (paper Table 1: 10^6)
     gamma = 0.99  # discount (paper Table 1)
     tau = 0.005  # Polyak rate of the target critics, applied every gradient step (paper Table 1)
     actor_lr = 3e-4  # Adam learning rate of the policy (paper Table 1)
     critic_lr = 3e-4  # Adam learning rate of the twin Q-functions (paper Table 1)
     alpha_lr = 3e-4  # Adam learning rate of log(alpha), the temperature (paper Table 1)
-    hidden_sizes = [256, 256]  # ReLU layers of the actor and of each critic (paper Table 1)
+    hidden_sizes = [256, 256]  # ReLU layers of the actor and of each critic, after any recurrent layer (paper Table 1)
     target_entropy = None  # None: -dim(A)/2 as TF-Agents uses; a number overrides (paper: -dim(A))
     initial_alpha = 1.0  # starting temperature (TF-Agents: initial_log_alpha = 0)
     learn_alpha = True  # False: keep alpha = initial_alpha fixed (the paper's first version, 1801.01290)
@@ -125,8 +135,30 @@ def humanoid():
     checkpoint_every = 50_000  # a few minutes apart at MuJoCo speeds
 
 
+def pendulum_p():
+    env_id = "Pendulum-P-v0"  # Pendulum-v1 observing only (cos, sin) of its angle (sac/pomdp.py)
+    actor_network = "lstm"  # pomdp-baselines' recurrent SAC (configs/pomdp/pendulum/v/rnn.yml)
+    critic_network = "lstm"  # separate encoders for actor and critic (pomdp-baselines: separate: True)
+    hidden_sizes = [128, 128]  # pomdp-baselines' policy_layers and dqn_layers
+    gamma = 0.9  # pomdp-baselines' Pendulum POMDP configs (an episode's swing-up needs no longer horizon)
+    total_steps = 30_000  # issue 10's goal: at least -200 at 30k steps
+    learning_starts = 1_000  # pomdp-baselines: num_init_rollouts_pool 5 x 200 steps
+    eval_every = 2_000  # fifteen points on the learning curve
+
+
+def pendulum_v():
+    env_id = "Pendulum-V-v0"  # Pendulum-v1 observing only its angular velocity: the angle must be integrated
+    actor_network = "lstm"  # pomdp-baselines' recurrent SAC (configs/pomdp/pendulum/v/rnn.yml)
+    critic_network = "lstm"  # separate encoders for actor and critic (pomdp-baselines: separate: True)
+    hidden_sizes = [128, 128]  # pomdp-baselines' policy_layers and dqn_layers
+    gamma = 0.9  # pomdp-baselines' Pendulum POMDP configs
+    total_steps = 30_000  # the -P task's budget (pomdp-baselines' -V example reaches -197 at 30k)
+    learning_starts = 1_000  # pomdp-baselines: num_init_rollouts_pool 5 x 200 steps
+    eval_every = 2_000  # fifteen points on the learning curve
+
+
 NAMED_CONFIGS: dict[str, Callable[[], None]] = {
-    f.__name__: f for f in (pendulum, half_cheetah, hopper, walker2d, ant, humanoid)
+    f.__name__: f for f in (pendulum, half_cheetah, hopper, walker2d, ant, humanoid, pendulum_p, pendulum_v)
 }
 
 
@@ -141,6 +173,7 @@ def register(experiment: Any) -> None:
 
 
 STRATEGIES = ("default", "mirrored", "tpu", "multi_worker")
+NETWORKS = ("mlp", "lstm", "gru")
 
 
 def _is_int(value: Any) -> bool:
@@ -211,6 +244,12 @@ def validate_config(cfg: dict[str, Any]) -> None:
     _check(isinstance(cfg["tpu_address"], str), f"tpu_address must be a string, got {cfg['tpu_address']!r}")
     _check(_is_real(cfg["worker_timeout"]) and cfg["worker_timeout"] > 0,
            f"worker_timeout must be a positive number of seconds, got {cfg['worker_timeout']!r}")
+    for key in ("actor_network", "critic_network"):
+        _check(cfg[key] in NETWORKS, f"{key} must be one of {', '.join(NETWORKS)}, got {cfg[key]!r}")
+    for key in ("rnn_units", "sequence_length"):
+        _check(_is_int(cfg[key]) and cfg[key] > 0, f"{key} must be a positive integer, got {cfg[key]!r}")
+    _check(_is_int(cfg["burn_in"]) and 0 <= cfg["burn_in"] < cfg["sequence_length"],
+           f"burn_in must be an integer in [0, sequence_length = {cfg['sequence_length']}), got {cfg['burn_in']!r}")
     for key in ("learn_alpha", "jit_compile"):
         _check(isinstance(cfg[key], bool), f"{key} must be True or False, got {cfg[key]!r}")
 
@@ -229,6 +268,11 @@ class RunConfig:
     seed: int
     total_steps: int
     learning_starts: int
+    actor_network: str
+    critic_network: str
+    rnn_units: int
+    sequence_length: int
+    burn_in: int
     batch_size: int
     buffer_size: int
     gamma: float
@@ -269,5 +313,8 @@ def checked(cfg: dict[str, Any]) -> RunConfig:
 
 
 def run_config(**overrides: Any) -> RunConfig:
-    """The defaults with `overrides`, checked: the entry point for benchmarks and tests."""
-    return checked({**defaults(), **overrides})
+    """The defaults with `overrides`, checked: the entry point for benchmarks and tests. Entries
+    computed from others (batch_size from the networks) follow the overrides, as on the command line."""
+    from sacred.config import ConfigScope
+
+    return checked({**dict(ConfigScope(default_config)(fixed=overrides)), **overrides})

@@ -33,6 +33,8 @@ class Schedule:
     log_every: int
     train_every: int = 1  # env steps between update rounds
     gradient_steps: int = 1  # updates per round: gradient_steps / train_every updates per transition
+    sequence_length: int = 0  # > 0: the agent learns from sequences of this many steps (recurrent networks)
+    burn_in: int = 0  # steps of a mid-episode sequence that only warm the recurrent state up
 
     def is_due(self, previous_step: int, step: int, every: int) -> bool:
         """True when (previous_step, step] holds a multiple of `every`, or the last step (once)."""
@@ -66,18 +68,24 @@ class LoopState:
     episode_length: np.ndarray = field(default_factory=lambda: np.zeros(1, int))
     update_metrics: dict[str, float] | None = None  # the latest update's metrics (logged every log_every)
     actions: np.ndarray | None = None  # the policy's actions for the current observations, if computed
+    # A recurrent policy's acting state (Policy.act_with_state) after the observations so far, and which envs'
+    # current observation starts an episode. Empty / None for a feed-forward policy.
+    acting_state: list[np.ndarray] = field(default_factory=list)
+    first: np.ndarray | None = None
 
     def to_plain(self) -> dict[str, Any]:
         return {"step": self.step, "pending": self.pending, "episode_return": self.episode_return,
                 "episode_length": self.episode_length, "update_metrics": self.update_metrics,
-                "actions": self.actions}
+                "actions": self.actions, "acting_state": list(self.acting_state), "first": self.first}
 
     @classmethod
     def from_plain(cls, data: dict[str, Any]) -> "LoopState":
         return cls(step=int(data["step"]), pending=int(data["pending"]),
                    episode_return=np.asarray(data["episode_return"], float),
                    episode_length=np.asarray(data["episode_length"], int),
-                   update_metrics=data["update_metrics"], actions=data["actions"])
+                   update_metrics=data["update_metrics"], actions=data["actions"],
+                   acting_state=[np.asarray(a, np.float32) for a in data.get("acting_state", [])],
+                   first=None if data.get("first") is None else np.asarray(data["first"], bool))
 
 
 def _env_call(step: int, phase: str, call: Callable[[], Any]) -> Any:
@@ -102,16 +110,19 @@ def evaluate(policy: Policy, envs: gym.vector.VectorEnv, seed: int, step: int = 
     stepped together so that each step is one batched policy call.
 
     Every evaluation resets with the same seed (env i gets seed + i), so each point of the learning
-    curve is measured from the same initial states.
+    curve is measured from the same initial states. A recurrent policy's state starts afresh.
     """
     n = envs.num_envs
     obs, _ = _env_call(step, "evaluation reset", lambda: envs.reset(seed=seed))
+    policy.reset()
     returns, done = np.zeros(n), np.zeros(n, bool)
     while not done.all():
         actions = policy.act(_as_obs(obs, n))
         obs, reward, terminated, truncated, _ = _env_call(step, "evaluation step", lambda a=actions: envs.step(a))
         returns += np.where(done, 0.0, reward)  # an env that finished was reset: ignore its new episode
-        done |= np.logical_or(terminated, truncated)
+        ended = np.logical_or(terminated, truncated)
+        policy.reset(np.flatnonzero(ended))
+        done |= ended
     return returns
 
 
@@ -135,6 +146,7 @@ def train_loop(*, envs: gym.vector.VectorEnv, eval_envs: gym.vector.VectorEnv, a
         envs.action_space.seed(seeds.action_space)
         obs = _as_obs(_env_call(0, "reset", lambda: envs.reset(seed=seeds.env))[0], n)
         state = LoopState(episode_return=np.zeros(n), episode_length=np.zeros(n, int))
+        state.acting_state, state.first = agent.policy.initial_state(n), np.ones(n, bool)
     else:
         state = resume
         obs = _as_obs(_env_call(state.step, "reset", lambda: envs.reset())[0], n)
@@ -144,23 +156,38 @@ def train_loop(*, envs: gym.vector.VectorEnv, eval_envs: gym.vector.VectorEnv, a
             buffer.mark_last_truncated()
             state.episode_return[:], state.episode_length[:] = 0.0, 0
             state.actions = None
+            state.first = np.ones(n, bool)
+        if state.first is None:  # a state saved before recurrent policies existed
+            state.acting_state, state.first = agent.policy.initial_state(n), np.ones(n, bool)
     step, pending, actions = state.step, state.pending, state.actions
+    acting_state, first = state.acting_state, state.first
     episode_return, episode_length, update_metrics = state.episode_return, state.episode_length, state.update_metrics
     first_update_logged = update_metrics is not None
     window_start, window_step = time.perf_counter(), step
 
     def snapshot() -> LoopState:
         return LoopState(step=step, pending=pending, episode_return=episode_return.copy(),
-                         episode_length=episode_length.copy(), update_metrics=update_metrics, actions=actions)
+                         episode_length=episode_length.copy(), update_metrics=update_metrics, actions=actions,
+                         acting_state=[a.copy() for a in acting_state], first=first.copy())
+
+    def sample_batches(k: int) -> dict[str, np.ndarray]:
+        if agent.sequences:
+            return buffer.sample_sequence_stack(k, schedule.batch_size, schedule.sequence_length, schedule.burn_in)
+        return buffer.sample_stack(k, schedule.batch_size)
 
     while step < schedule.total_steps:
         previous_step, step = step, step + per_iteration
 
-        # 1. Act: uniform-random actions until learning starts, then sample the current policy.
+        # 1. Act: uniform-random actions until learning starts, then sample the current policy. A
+        #    recurrent policy's state follows every observation, the warm-up's too, and takes the
+        #    actions the envs were given as its previous actions.
         if step <= schedule.learning_starts:
             actions = envs.action_space.sample()
+            if agent.policy.recurrent:
+                _, acting_state = agent.policy.act_with_state(obs, acting_state, first)
+                acting_state[0] = np.asarray(actions, np.float32)
         elif actions is None:  # the first policy step, or one after a step without updates
-            actions = agent.policy.act(obs, stochastic=True)
+            actions, acting_state = agent.policy.act_with_state(obs, acting_state, first, stochastic=True)
 
         # 2. Step the envs and store the transitions. A time-limit end (truncated) is kept apart
         #    from a true end (terminated): only the latter stops bootstrapping. At an episode's end
@@ -169,6 +196,7 @@ def train_loop(*, envs: gym.vector.VectorEnv, eval_envs: gym.vector.VectorEnv, a
         next_obs = _as_obs(next_obs, n)
         _check_env_output(step, next_obs, reward)
         ended = np.logical_or(terminated, truncated)
+        first = ended  # those envs were reset: their next observation starts an episode
         stored_next = next_obs
         if ended.any():
             stored_next = next_obs.copy()
@@ -193,7 +221,7 @@ def train_loop(*, envs: gym.vector.VectorEnv, eval_envs: gym.vector.VectorEnv, a
             rounds, pending = divmod(pending, schedule.train_every)
             if rounds > 0:
                 k = rounds * schedule.gradient_steps
-                metrics, actions = agent.train_and_act(buffer.sample_stack(k, schedule.batch_size), obs)
+                metrics, actions, acting_state = agent.train_and_act(sample_batches(k), obs, acting_state, first)
                 update_metrics = {name: float(value) for name, value in metrics.items()}
                 # A NaN or inf stops the run here, before anything is logged or saved from it.
                 bad = [name for name, value in update_metrics.items() if not np.isfinite(value)]

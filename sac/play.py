@@ -207,6 +207,7 @@ def play(argv: list[str] | None = None) -> float:
         returns = []
         for episode in range(args.episodes):
             obs, frame = env.reset(seed=args.seed if episode == 0 else None)
+            policy.reset()  # a recurrent policy starts the episode from its zero state
             done, total = False, 0.0
             while not done:
                 if writer is not None:

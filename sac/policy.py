@@ -5,6 +5,16 @@
     action = policy.act(observation)             # the squashed mean (the default everywhere)
     action = policy.act(observation, stochastic=True)   # a sample, from the policy's own seeded stream
 
+A recurrent policy (actor_network lstm or gru) carries its state from step to step: `act` keeps it
+per row of the batch (one per env of a vector env), and `reset()` / `reset(rows)` marks the rows
+whose next observation starts an episode:
+
+    policy.reset()                               # every row starts an episode (a new batch size does too)
+    action = policy.act(obs)                     # state advanced by this observation
+    policy.reset(np.flatnonzero(terminated | truncated))   # those envs were reset
+
+`act_with_state(obs, state, first)` is the same without the policy keeping anything (the training loop's way).
+
 A policy is an actor network plus a noise stream: stateless Gaussian noise keyed by (key, counter),
 the counter a variable that advances once per sampling call. The training agent owns one (its key
 derived from the run's seed, its counter part of the training state); a loaded policy gets its key
@@ -31,7 +41,8 @@ _REQUIRED = ("step", "env_id", "observation_shape", "action_low", "action_high",
 
 def policy_payload(*, step: int, config: dict[str, Any], observation_shape: Sequence[int],
                    action_low: np.ndarray, action_high: np.ndarray, hidden_sizes: Sequence[int],
-                   actor_weights: list[np.ndarray], critic_weights: list[np.ndarray]) -> dict[str, Any]:
+                   actor_weights: list[np.ndarray], critic_weights: list[np.ndarray],
+                   actor_network: str = "mlp", rnn_units: int = 0) -> dict[str, Any]:
     """Everything needed to rebuild and run the policy, as plain data (model-<step>.pkl)."""
     return {
         "format": FORMAT,
@@ -44,6 +55,8 @@ def policy_payload(*, step: int, config: dict[str, Any], observation_shape: Sequ
         "action_low": np.asarray(action_low, np.float32),
         "action_high": np.asarray(action_high, np.float32),
         "hidden_sizes": [int(h) for h in hidden_sizes],
+        "actor_network": str(actor_network),  # mlp | lstm | gru (files without it: mlp)
+        "rnn_units": int(rnn_units),
         "actor": [np.asarray(w) for w in actor_weights],
         "critic": [np.asarray(w) for w in critic_weights],
     }
@@ -101,7 +114,7 @@ def standard_normal_draws(jit_compile: bool) -> Any:
 class Policy:
     """Acts with an actor (sac.networks.Actor). `act` takes one flat observation [O] or a batch [B, O]
     (observations of other shapes are flattened as sac.envs.make_env flattens them; a leading
-    dimension of 1 counts as a batch of one).
+    dimension of 1 counts as a batch of one). A recurrent actor's state is kept per row (see above).
 
     Loaded from a checkpoint, it also carries `step`, `env_id`, `env_kwargs`, `observation_shape`,
     `action_low` and `action_high`; a policy owned by a training agent has those as None.
@@ -117,8 +130,13 @@ class Policy:
         self.noise_key = tf.Variable(int(seed), dtype=tf.int64, trainable=False, name="act_key")
         self.noise_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="act_counter")
         self._draw = standard_normal_draws(jit_compile if xla_noise is None else xla_noise)
+        self.recurrent = bool(getattr(actor, "recurrent", False))
         self._sample_fn = tf.function(self.sample, jit_compile=jit_compile)
         self._mode_fn = tf.function(actor.mode, jit_compile=jit_compile)
+        self._step_fns = {True: tf.function(self.sample_step, jit_compile=jit_compile),
+                          False: tf.function(self.mode_step, jit_compile=jit_compile)}
+        self._state: list[np.ndarray] | None = None  # act()'s own acting state, and its rows' first flags
+        self._first: np.ndarray | None = None
         self.step: int | None = None
         self.env_id: str | None = None
         self.env_kwargs: dict[str, Any] | None = None
@@ -136,13 +154,70 @@ class Policy:
         self.noise_counter.assign_add(1)
         return action
 
+    # --- Recurrent acting: graph code over an explicit state --------------------------------------
+    def _features(self, obs: Any, first: Any, prev_action: Any, state: Sequence[Any]) -> tuple[Any, list]:
+        """One step of the actor's encoder; rows flagged `first` start from the zero state and a
+        zero previous action (an episode's start, as in the sequences it was trained on)."""
+        keep = 1.0 - first[:, None]
+        features, state = self.actor.encode(obs[:, None], (prev_action * keep)[:, None], [s * keep for s in state])
+        return features[:, 0], state
+
+    def sample_step(self, obs: Any, first: Any, prev_action: Any, *state: Any) -> tuple[Any, list]:
+        """Graph code: sampled actions [N, A] and the next recurrent state; the noise counter advances."""
+        import tensorflow as tf
+
+        features, state = self._features(obs, first, prev_action, state)
+        seed = tf.stack([tf.convert_to_tensor(self.noise_key), 4 * self.noise_counter])
+        action, _ = self.actor.sample(features, self._draw((obs.shape[0], self.actor.action_dim), seed))
+        self.noise_counter.assign_add(1)
+        return action, state
+
+    def mode_step(self, obs: Any, first: Any, prev_action: Any, *state: Any) -> tuple[Any, list]:
+        features, state = self._features(obs, first, prev_action, state)
+        return self.actor.mode(features), state
+
+    def initial_state(self, rows: int) -> list[np.ndarray]:
+        """The acting state (act_with_state) of `rows` envs: [previous actions [rows, A], recurrent state...] (empty
+        for a feed-forward policy). Its values only matter where a row is not `first`."""
+        if not self.recurrent:
+            return []
+        return [np.zeros((rows, self.actor.action_dim), np.float32)] + [
+            np.zeros(tuple(s.shape), np.float32) for s in self.actor.initial_state(rows)]
+
+    def act_with_state(self, obs: np.ndarray, state: list[np.ndarray], first: np.ndarray, stochastic: bool = False
+             ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Actions for a batch of observations [N, O] and the acting state after them; `first` [N]
+        flags the rows whose observation starts an episode. The new state's previous actions are
+        the returned ones: replace them if the env is given other actions (the training warm-up)."""
+        obs = np.asarray(obs, np.float32).reshape(-1, self.obs_dim)
+        if not self.recurrent:
+            return (self._sample_fn(obs) if stochastic else self._mode_fn(obs)).numpy(), []
+        action, new_state = self._step_fns[bool(stochastic)](obs, np.asarray(first, np.float32), *state)
+        action = action.numpy()
+        return action, [action] + [np.asarray(s) for s in new_state]
+
+    def reset(self, rows: Sequence[int] | np.ndarray | None = None) -> None:
+        """Mark every row (or the given rows) of `act`'s batch as starting an episode."""
+        if self._first is None:
+            return
+        if rows is None:
+            self._first[:] = True
+        else:
+            self._first[np.asarray(rows, int)] = True
+
     def act(self, obs: np.ndarray, stochastic: bool = False) -> np.ndarray:
         """The squashed-mean action (or, with stochastic=True, a sampled one) for one observation or
-        a batch, in the env's action units."""
+        a batch, in the env's action units; a recurrent policy advances its state (see `reset`)."""
         obs = np.asarray(obs, np.float32)
         single = obs.ndim == 1 or (obs.size == self.obs_dim and obs.shape[0] != 1)
         batch = obs.reshape(1 if single else obs.shape[0], self.obs_dim)
-        action = (self._sample_fn(batch) if stochastic else self._mode_fn(batch)).numpy()
+        if self.recurrent:
+            if self._state is None or len(self._first) != len(batch):
+                self._state, self._first = self.initial_state(len(batch)), np.ones(len(batch), bool)
+            action, self._state = self.act_with_state(batch, self._state, self._first, stochastic)
+            self._first[:] = False
+        else:
+            action = (self._sample_fn(batch) if stochastic else self._mode_fn(batch)).numpy()
         return action[0] if single else action
 
 
@@ -152,7 +227,8 @@ def policy_from_payload(payload: dict[str, Any], seed: int = 0) -> Policy:
 
     observation_shape = tuple(int(d) for d in payload["observation_shape"])
     obs_dim = int(np.prod(observation_shape))
-    actor = build_actor(obs_dim, payload["action_low"], payload["action_high"], payload["hidden_sizes"])
+    actor = build_actor(obs_dim, payload["action_low"], payload["action_high"], payload["hidden_sizes"],
+                        network=payload.get("actor_network", "mlp"), rnn_units=int(payload.get("rnn_units", 0)))
     try:
         actor.set_weights(payload["actor"])
     except ValueError as exc:

@@ -153,32 +153,41 @@ class ReplayBuffer:
         full = self._stream_size == self.stream_capacity
         return self._stream_size - 1 if full else self._stream_size
 
-    def sample_slots(self, n: int) -> np.ndarray:
+    def _draw(self, n: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """`n` whole transitions drawn uniformly: their streams, their positions in age order within
+        the stream (0: the oldest whole one), and the slot offset of position 0."""
         valid = self._valid_per_stream()
         if valid <= 0:
             raise ValueError("cannot sample from an empty replay buffer")
         draw = self._rng.integers(0, valid * self.num_streams, size=n)
-        stream, offset = np.divmod(draw, valid)
-        if self._stream_size == self.stream_capacity:
-            offset = (self._head + 1 + offset) % self.stream_capacity
-        return self._starts[stream] + offset
+        stream, position = np.divmod(draw, valid)
+        base = self._head + 1 if self._stream_size == self.stream_capacity else 0
+        return stream, position, base
 
-    def gather(self, slots: np.ndarray) -> dict[str, np.ndarray]:
-        """What the update reads of the transitions at `slots` (any shape): observation, action,
-        reward, next observation (reassembled) and `terminated`. `truncated` is stored (a resumed
-        run's cut episode, the record of how each episode ended) but never needed by the update: a
-        truncated transition bootstraps like any non-terminal one, from its true final observation."""
+    def sample_slots(self, n: int) -> np.ndarray:
+        stream, position, base = self._draw(n)
+        return self._starts[stream] + (base + position) % self.stream_capacity
+
+    def _next_obs(self, slots: np.ndarray) -> np.ndarray:
+        """Each transition's next observation: the next slot's, or the side table's at an episode end."""
         stream_start = (slots // self.stream_capacity) * self.stream_capacity
         next_obs = self.obs[stream_start + (slots - stream_start + 1) % self.stream_capacity]
         rows = self.final_row[slots]
         ended = rows >= 0
         if ended.any():
             next_obs[ended] = self.final_obs[rows[ended]]
+        return next_obs
+
+    def gather(self, slots: np.ndarray) -> dict[str, np.ndarray]:
+        """What the update reads of the transitions at `slots` (any shape): observation, action,
+        reward, next observation (reassembled) and `terminated`. `truncated` is stored (a resumed
+        run's cut episode, the record of how each episode ended) but never needed by the update: a
+        truncated transition bootstraps like any non-terminal one, from its true final observation."""
         return {
             "obs": self.obs[slots],
             "action": self.action[slots],
             "reward": self.reward[slots],
-            "next_obs": next_obs,
+            "next_obs": self._next_obs(slots),
             "terminated": self.terminated[slots].astype(np.float32),
         }
 
@@ -186,3 +195,70 @@ class ReplayBuffer:
         """`num_batches` independent batches stacked as [num_batches, batch_size, ...], drawn uniformly
         with replacement from the whole transitions stored (all streams)."""
         return self.gather(self.sample_slots(num_batches * batch_size).reshape(num_batches, batch_size))
+
+    # --- Sequences, for recurrent networks (README "Recurrent networks") ---------------------------
+    def sample_sequence_stack(self, num_batches: int, batch_size: int, length: int, burn_in: int = 0
+                              ) -> dict[str, np.ndarray]:
+        """`num_batches` batches of `batch_size` sequences of up to `length` steps, stacked [K, B, ...].
+
+        Each sequence ends at a whole transition drawn uniformly (as `sample_stack` draws them) and
+        reaches back up to `length` steps, never past its episode's first step: a sequence that
+        ends within `length` steps of its episode's start begins at that start, so the recurrent
+        state there is exact (zero) and every step of it sees the whole episode so far. Sequences
+        are left-aligned and padded at the end with zeros; `mask` says which steps count.
+
+            obs          [K, B, L + 1, O]  the observations of the steps, then the last step's next
+                                           observation (at index = the sequence's length)
+            prev_action  [K, B, L + 1, A]  the action before each of those observations (zero
+                                           at an episode's first step)
+            action, reward, terminated     [K, B, L, ...] the steps' own
+            mask         [K, B, L]  1 for steps that enter the losses: real (not padding) and, in
+                                    a sequence that does not begin at its episode's start, not
+                                    among its first `burn_in` steps
+            warm         [K, B]     1 for a sequence that does not begin at its episode's start
+                                    (its burn-in steps only warm the state up; see networks.py)
+
+        A transition's predecessor belongs to its episode unless that predecessor ended (terminated
+        or truncated) or is no longer stored. Only the last step of a sequence can have ended."""
+        n = num_batches * batch_size
+        stream, end, base = self._draw(n)
+        cap = self.stream_capacity
+        full = self._stream_size == cap
+        starts = self._starts[stream][:, None]
+
+        def slot(position: np.ndarray) -> np.ndarray:
+            return starts + (base + np.maximum(position, 0)) % cap
+
+        ended = self.final_row >= 0
+        before = end[:, None] - np.arange(1, length)  # the length - 1 positions before each end
+        continues = (before >= 0) & ~ended[slot(before)]
+        size = 1 + np.cumprod(continues, axis=1).sum(axis=1)  # steps in each sequence
+        first = end - size + 1
+        previous = first[:, None] - 1
+        # An episode's start: the step before it ended, or it is a stream's first step ever stored.
+        at_start = np.where(previous[:, 0] < 0, not full, ended[slot(previous)[:, 0]])
+        index = np.arange(length)
+        real = index[None, :] < size[:, None]
+        slots = slot(np.minimum(first[:, None] + index, end[:, None]))
+
+        obs_dim, action_dim = self.obs.shape[1], self.action.shape[1]
+        obs = np.zeros((n, length + 1, obs_dim), np.float32)
+        obs[:, :length] = np.where(real[..., None], self.obs[slots], 0.0)
+        obs[np.arange(n), size] = self._next_obs(slots[np.arange(n), size - 1])
+        action = np.where(real[..., None], self.action[slots], 0.0).astype(np.float32)
+        prev_action = np.zeros((n, length + 1, action_dim), np.float32)
+        prev_action[:, 1:] = action
+        # Before the first step: its episode's previous action when the sequence starts mid-episode.
+        carried = ~at_start & (previous[:, 0] >= 0)
+        prev_action[carried, 0] = self.action[slot(previous)[carried, 0]]
+        mask = real & (at_start[:, None] | (index[None, :] >= burn_in))
+
+        def stacked(a: np.ndarray) -> np.ndarray:
+            return a.reshape(num_batches, batch_size, *a.shape[1:])
+
+        return {
+            "obs": stacked(obs), "prev_action": stacked(prev_action), "action": stacked(action),
+            "reward": stacked(np.where(real, self.reward[slots], 0.0).astype(np.float32)),
+            "terminated": stacked(np.where(real, self.terminated[slots], False).astype(np.float32)),
+            "mask": stacked(mask.astype(np.float32)), "warm": stacked((~at_start).astype(np.float32)),
+        }

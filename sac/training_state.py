@@ -7,7 +7,8 @@ as runs/<id>/checkpoints/state-<step>.pkl (format: sac/checkpoint.py). It holds:
   replay     the stored transitions, the final-observation side table and its free rows, and the
              sampler's generator state (sac/replay.py);
   loop       the step, the update-schedule remainder, the episodes' returns and lengths, the latest
-             update metrics, and the actions already sampled for the current observations;
+             update metrics, the actions already sampled for the current observations, and a
+             recurrent policy's acting state (previous actions, recurrent state, first-step flags);
   envs       each training env's episode start (the generator state its reset drew from) and the
              warm-up action sampler's generator: the env's own simulator state is not saved, so an
              episode under way restarts from that same initial state;
@@ -93,7 +94,8 @@ class CheckpointWriter:
             step=step, config=self._config, observation_shape=self._observation_shape,
             action_low=self._action_low, action_high=self._action_high,
             hidden_sizes=self._config["hidden_sizes"], actor_weights=self._agent.actor.get_weights(),
-            critic_weights=self._agent.critic.get_weights())
+            critic_weights=self._agent.critic.get_weights(), actor_network=self._config["actor_network"],
+            rnn_units=self._config["rnn_units"])
         state = capture(config=self._config, agent=self._agent, buffer=self._buffer, envs=self._envs,
                         loop_state=loop_state, metrics_record=self._logger.record(),
                         observation_shape=self._observation_shape)

@@ -36,8 +36,8 @@ def main(replicas: int, calls: int) -> None:
                    "terminated": (rng.uniform(size=(k, b)) < 0.2)}
         batches = {key: value.astype(np.float32) for key, value in batches.items()}
         act_obs = rng.normal(size=(4, 5)).astype(np.float32)
-        metrics_one, actions_one = one.train_and_act(batches, act_obs)
-        metrics_mirrored, actions_mirrored = mirrored.train_and_act(batches, act_obs)
+        metrics_one, actions_one, _ = one.train_and_act(batches, act_obs)
+        metrics_mirrored, actions_mirrored, _ = mirrored.train_and_act(batches, act_obs)
         worst["metrics"] = max(worst["metrics"], max(abs(float(metrics_one[n]) - float(metrics_mirrored[n]))
                                                      for n in metrics_one))
         worst["actions"] = max(worst["actions"], float(np.abs(actions_one - actions_mirrored).max()))

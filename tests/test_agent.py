@@ -27,7 +27,7 @@ def _batch(n: int = 64, seed: int = 0) -> dict[str, np.ndarray]:
 
 def _update(agent: SACAgent, batch: dict[str, np.ndarray]) -> dict:
     """One gradient step through the loop's own path (K = 1 stacked batch)."""
-    metrics, _ = agent.train_and_act({k: v[None] for k, v in batch.items()}, OBS)
+    metrics, _, _ = agent.train_and_act({k: v[None] for k, v in batch.items()}, OBS)
     return metrics
 
 
@@ -103,7 +103,7 @@ def test_actions_are_the_squashed_gaussian_mapping_not_a_clip(jit_compile):
     # One observation gives one action; the fused call's actions follow the same mapping.
     np.testing.assert_allclose(agent.policy.act(obs[0]), mode[0], rtol=1e-6, atol=1e-6)
     counter = int(agent.policy.noise_counter.numpy())
-    _, fused_actions = agent.train_and_act({k: v[None] for k, v in _batch(seed=1).items()}, obs[:7])
+    _, fused_actions, _ = agent.train_and_act({k: v[None] for k, v in _batch(seed=1).items()}, obs[:7])
     np.testing.assert_allclose(fused_actions, _reference_actions(agent, obs[:7], counter, jit_compile), rtol=1e-5, atol=1e-5)
 
 
@@ -132,7 +132,7 @@ def test_k_stacked_batches_make_exactly_k_updates_in_order(jit_compile):
     many = SACAgent(5, LOW, HIGH, [16, 16], SACSettings(target_entropy=-1.0), seed=5, jit_compile=jit_compile)
     one_by_one = SACAgent(5, LOW, HIGH, [16, 16], SACSettings(target_entropy=-1.0), seed=5, jit_compile=jit_compile)
     batches = [_batch(seed=i) for i in range(4)]
-    metrics_many, _ = many.train_and_act({k: np.stack([b[k] for b in batches]) for k in batches[0]}, OBS)
+    metrics_many, _, _ = many.train_and_act({k: np.stack([b[k] for b in batches]) for k in batches[0]}, OBS)
     for b in batches:
         metrics_one = _update(one_by_one, b)
     assert int(many.update_counter.numpy()) == int(one_by_one.update_counter.numpy()) == 4

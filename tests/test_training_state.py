@@ -29,7 +29,7 @@ def _batches(k: int, n: int = 32, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def _train(agent: SACAgent, batches: dict[str, np.ndarray]) -> dict:
-    metrics, _ = agent.train_and_act(batches, np.zeros((1, 5), np.float32))
+    metrics, _, _ = agent.train_and_act(batches, np.zeros((1, 5), np.float32))
     return metrics
 
 
