@@ -96,11 +96,13 @@ def test_train_refuses_a_strategy_it_cannot_run_before_any_work(workdir: Path, u
 # --- Equivalence of the distributed update ------------------------------------------------------------
 
 @pytest.mark.unit
-def test_mirrored_updates_equal_one_device_updates_to_float32_round_off(tmp_path: Path):
+@pytest.mark.parametrize("network", ["mlp", "lstm"])
+def test_mirrored_updates_equal_one_device_updates_to_float32_round_off(tmp_path: Path, network):
     """Same weights, same global batches: 8 updates (5 calls of 1, one of 3) under MirroredStrategy
     over 2 logical CPUs and on one device give the same weights, target critics, Adam moments,
-    alpha, metrics and sampled actions (a fresh process: the CPU is split before TensorFlow starts)."""
-    result = run_cli([str(REPO / "tests" / "distributed_equivalence.py"), "2", "6"], tmp_path, timeout=600)
+    alpha, metrics and sampled actions (a fresh process: the CPU is split before TensorFlow starts).
+    With LSTM actor and critic: sequences with padding and burn-in, and a recurrent acting state."""
+    result = run_cli([str(REPO / "tests" / "distributed_equivalence.py"), "2", "6", network], tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     worst = json.loads(result.stdout.strip().splitlines()[-1])
     assert worst["replicas"] == 2 and worst["updates"] == 8
