@@ -13,6 +13,9 @@ In one run, one measurement at a time (they share the two cores):
   loop   steady-state env steps/s of `python -m sac.train` itself after learning_starts (one update
          per env step, acting with the current policy, evaluation and checkpoints off, default
          logging), its peak resident memory and the seconds from launch to the first gradient step;
+  recurrent (with --recurrent) the same loop with LSTM actor and critic (the defaults: 128 units,
+         sequences of 32 steps, batches of 32 sequences), beside the MLP one, and the minutes a
+         30k-step run would take at that speed (Pendulum-P-v0 with --envs Pendulum-P-v0);
   strategies (with --strategies) the same loop under strategy=mirrored with cpu_replicas=2, and
          with strategy=multi_worker as two worker processes on this machine (one TensorFlow
          thread each; steps count both workers' transitions);
@@ -164,6 +167,8 @@ def main() -> None:
     parser.add_argument("--loop-steps", type=int, default=6000, help="steps measured after learning_starts")
     parser.add_argument("--learning-starts", type=int, default=1000)
     parser.add_argument("--peers", action="store_true", help="also run SB3 and SBX (benchmarks/peers.py)")
+    parser.add_argument("--recurrent", action="store_true",
+                        help="also the loop with actor_network=lstm critic_network=lstm")
     parser.add_argument("--strategies", action="store_true",
                         help="also the loop under strategy=mirrored cpu_replicas=2 and with two local workers")
     parser.add_argument("--peer-steps", type=int, default=6000)
@@ -188,6 +193,12 @@ def main() -> None:
                "per_call_cost_ms": 1000.0 / single["updates_per_second"] - 1000.0 / limit["updates_per_second"],
                "loop_peak_rss_mib": loop["peak_rss_mib"],
                "seconds_to_first_update": loop["seconds_to_first_update"]}
+        if args.recurrent:
+            lstm = measure_loop(env_id, args.loop_steps, args.learning_starts,
+                                ["actor_network=lstm", "critic_network=lstm", *args.extra])
+            row["lstm_loop_steps_per_second"] = lstm["steps_per_second"]
+            row["mlp_over_lstm"] = loop["steps_per_second"] / lstm["steps_per_second"]
+            row["lstm_minutes_per_30k_steps"] = 30_000 / lstm["steps_per_second"] / 60.0
         if args.strategies:
             mirrored = measure_loop(env_id, args.loop_steps, args.learning_starts,
                                     ["strategy=mirrored", "cpu_replicas=2", *args.extra])

@@ -140,7 +140,7 @@ def pendulum_p():
     actor_network = "lstm"  # pomdp-baselines' recurrent SAC (configs/pomdp/pendulum/v/rnn.yml)
     critic_network = "lstm"  # separate encoders for actor and critic (pomdp-baselines: separate: True)
     hidden_sizes = [128, 128]  # pomdp-baselines' policy_layers and dqn_layers
-    gamma = 0.9  # pomdp-baselines' Pendulum POMDP configs (an episode's swing-up needs no longer horizon)
+    gamma = 0.99  # paper Table 1; pomdp-baselines uses 0.9, which measured worse here (README "Recurrent networks")
     total_steps = 30_000  # issue 10's goal: at least -200 at 30k steps
     learning_starts = 1_000  # pomdp-baselines: num_init_rollouts_pool 5 x 200 steps
     eval_every = 2_000  # fifteen points on the learning curve
@@ -151,7 +151,7 @@ def pendulum_v():
     actor_network = "lstm"  # pomdp-baselines' recurrent SAC (configs/pomdp/pendulum/v/rnn.yml)
     critic_network = "lstm"  # separate encoders for actor and critic (pomdp-baselines: separate: True)
     hidden_sizes = [128, 128]  # pomdp-baselines' policy_layers and dqn_layers
-    gamma = 0.9  # pomdp-baselines' Pendulum POMDP configs
+    gamma = 0.9  # pomdp-baselines' Pendulum POMDP configs; 0.99 measured less stable here (README "Recurrent networks")
     total_steps = 30_000  # the -P task's budget (pomdp-baselines' -V example reaches -197 at 30k)
     learning_starts = 1_000  # pomdp-baselines: num_init_rollouts_pool 5 x 200 steps
     eval_every = 2_000  # fifteen points on the learning curve

@@ -214,7 +214,12 @@ def _train(cfg: config_module.RunConfig, sacred_run: Any) -> dict[str, float]:
     else:
         where = f"run directory {run_dir}" if run_dir is not None else (
             f"{cluster.describe(cluster.worker_index)} of {_display(shared_run)}")
-        print(f"sac: training {cfg.env_id} for {cfg.total_steps} steps (seed {cfg.seed}); {where}", flush=True)
+        networks = ""
+        if cfg.actor_network != "mlp" or cfg.critic_network != "mlp":
+            networks = (f" with {cfg.actor_network} actor and {cfg.critic_network} critic (batches of "
+                        f"{cfg.batch_size} sequences of {cfg.sequence_length} steps)")
+        print(f"sac: training {cfg.env_id} for {cfg.total_steps} steps (seed {cfg.seed}){networks}; {where}",
+              flush=True)
 
     def after_fault() -> str:
         last = parts.checkpoints.last_state
