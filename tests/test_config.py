@@ -28,12 +28,18 @@ def test_defaults_are_tf_agents_haarnoja18_on_pendulum():
 
 @pytest.mark.parametrize("name", sorted(config.NAMED_CONFIGS))
 def test_every_named_config_is_valid(name):
-    cfg = _default()
-    cfg.update(ConfigScope(config.NAMED_CONFIGS[name])(preset=cfg))
+    # As Sacred applies it: the named config's values are fixed, the defaults computed around them.
+    named = dict(ConfigScope(config.NAMED_CONFIGS[name])())
+    cfg = dict(ConfigScope(config.default_config)(fixed=named))
     config.validate_config(cfg)
-    if name != "pendulum":
+    if name in ("pendulum_p", "pendulum_v"):
+        assert cfg["env_id"] in ("Pendulum-P-v0", "Pendulum-V-v0")
+        assert (cfg["actor_network"], cfg["critic_network"]) == ("lstm", "lstm")
+        assert cfg["batch_size"] == 32  # sequences, computed from the networks
+    elif name != "pendulum":
         assert cfg["env_id"].endswith("-v5") and cfg["reward_scale"] == 0.1
         assert cfg["learning_starts"] in (1_000, 10_000)
+        assert cfg["batch_size"] == 256
 
 
 @pytest.mark.parametrize("key, value, message", [
