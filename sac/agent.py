@@ -291,35 +291,30 @@ class SACAgent:
         return metrics
 
     def _update(self, batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        """One gradient step on one device (the default path)."""
+        """One gradient step on one device (the default path): the replica phases below, on the whole
+        batch, their losses batch means (or, for sequences, sums over the B * T slots)."""
         rows = self._rows(batch)
         slots = self._loss_slots(batch, rows[0]) if self.sequences else None
-        mask = batch["mask"] if self.sequences else None
-        alpha = self.alpha
-        critic_grads, metrics = self._per_valid_step(*self._critic_gradients(
-            batch, self._noise(self._update_key, self.update_counter, 0, rows), alpha, slots))
+        critic_grads, metrics = self._per_valid_step(*self._critic_phase(
+            None, slots, batch, self._noise(self._update_key, self.update_counter, 0, rows)))
         self.critic_optimizer.apply_gradients(zip(critic_grads, self.critic.trainable_variables))
-        actor_grads, log_prob, actor_metrics = self._actor_gradients(
-            batch, self._noise(self._update_key, self.update_counter, 1, rows), alpha, slots)
-        valid = actor_metrics.get("valid_fraction")
-        actor_grads, actor_metrics = self._per_valid_step(actor_grads, actor_metrics)
+        actor_grads, alpha_grad, actor_metrics = self._actor_phase(
+            None, slots, batch, self._noise(self._update_key, self.update_counter, 1, rows))
+        (actor_grads, alpha_grad), actor_metrics = self._per_valid_step((actor_grads, alpha_grad), actor_metrics)
         self.actor_optimizer.apply_gradients(zip(actor_grads, self.actor.trainable_variables))
         metrics.update(actor_metrics)
         if self.settings.learn_alpha:
-            alpha_grad, alpha_metrics = self._alpha_gradient(log_prob, slots, mask=mask)
-            if valid is not None:
-                alpha_grad, alpha_metrics = self._per_valid_step(alpha_grad, {**alpha_metrics, "valid_fraction": valid})
             self.alpha_optimizer.apply_gradients([(alpha_grad, self.log_alpha)])
-            metrics.update(alpha_metrics)
         return self._finish_update(metrics)
 
-    # --- One replica's share of a distributed update --------------------------------------------------
-    def _critic_phase(self, values: dict[str, list] | None, global_batch: int, batch: dict[str, tf.Tensor],
+    # --- The two phases of an update: one replica's share of a distributed update, or (values None,
+    # global_batch None for transitions) the whole batch of the single-device update ------------------
+    def _critic_phase(self, values: dict[str, list] | None, global_batch: int | None, batch: dict[str, tf.Tensor],
                       next_noise: tf.Tensor) -> tuple:
         wrt = None if values is None else values["critic"]
         return self._critic_gradients(batch, next_noise, self.alpha, global_batch, wrt=wrt)
 
-    def _actor_phase(self, values: dict[str, list] | None, global_batch: int, batch: dict[str, tf.Tensor],
+    def _actor_phase(self, values: dict[str, list] | None, global_batch: int | None, batch: dict[str, tf.Tensor],
                      noise: tf.Tensor) -> tuple:
         wrt = None if values is None else values["actor"]
         grads, log_prob, metrics = self._actor_gradients(batch, noise, self.alpha, global_batch, wrt=wrt)

@@ -146,13 +146,17 @@ class Policy:
 
     def sample(self, obs: Any) -> Any:
         """Graph code: sampled actions [B, A] for observations [B, O]; the noise counter advances."""
+        action, _ = self.actor.sample(obs, self._next_noise(obs.shape[0]))
+        return action
+
+    def _next_noise(self, rows: int) -> Any:
+        """Graph code: the next [rows, A] draws of the policy's noise stream; the counter advances."""
         import tensorflow as tf
 
         seed = tf.stack([tf.convert_to_tensor(self.noise_key), 4 * self.noise_counter])
-        noise = self._draw((obs.shape[0], self.actor.action_dim), seed)
-        action, _ = self.actor.sample(obs, noise)
+        noise = self._draw((rows, self.actor.action_dim), seed)
         self.noise_counter.assign_add(1)
-        return action
+        return noise
 
     # --- Recurrent acting: graph code over an explicit state --------------------------------------
     def _features(self, obs: Any, first: Any, prev_action: Any, state: Sequence[Any]) -> tuple[Any, list]:
@@ -164,12 +168,8 @@ class Policy:
 
     def sample_step(self, obs: Any, first: Any, prev_action: Any, *state: Any) -> tuple[Any, list]:
         """Graph code: sampled actions [N, A] and the next recurrent state; the noise counter advances."""
-        import tensorflow as tf
-
         features, state = self._features(obs, first, prev_action, state)
-        seed = tf.stack([tf.convert_to_tensor(self.noise_key), 4 * self.noise_counter])
-        action, _ = self.actor.sample(features, self._draw((obs.shape[0], self.actor.action_dim), seed))
-        self.noise_counter.assign_add(1)
+        action, _ = self.actor.sample(features, self._next_noise(obs.shape[0]))
         return action, state
 
     def mode_step(self, obs: Any, first: Any, prev_action: Any, *state: Any) -> tuple[Any, list]:
@@ -184,8 +184,8 @@ class Policy:
         return [np.zeros((rows, self.actor.action_dim), np.float32)] + [
             np.zeros(tuple(s.shape), np.float32) for s in self.actor.initial_state(rows)]
 
-    def act_with_state(self, obs: np.ndarray, state: list[np.ndarray], first: np.ndarray, stochastic: bool = False
-             ) -> tuple[np.ndarray, list[np.ndarray]]:
+    def act_with_state(self, obs: np.ndarray, state: list[np.ndarray], first: np.ndarray,
+                       stochastic: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
         """Actions for a batch of observations [N, O] and the acting state after them; `first` [N]
         flags the rows whose observation starts an episode. The new state's previous actions are
         the returned ones: replace them if the env is given other actions (the training warm-up)."""

@@ -234,9 +234,9 @@ class ReplayBuffer:
         continues = (before >= 0) & ~ended[slot(before)]
         size = 1 + np.cumprod(continues, axis=1).sum(axis=1)  # steps in each sequence
         first = end - size + 1
-        previous = first[:, None] - 1
+        previous = slot(first[:, None] - 1)[:, 0]  # the slot before each first step (if stored)
         # An episode's start: the step before it ended, or it is a stream's first step ever stored.
-        at_start = np.where(previous[:, 0] < 0, not full, ended[slot(previous)[:, 0]])
+        at_start = np.where(first == 0, not full, ended[previous])
         index = np.arange(length)
         real = index[None, :] < size[:, None]
         slots = slot(np.minimum(first[:, None] + index, end[:, None]))
@@ -249,8 +249,8 @@ class ReplayBuffer:
         prev_action = np.zeros((n, length + 1, action_dim), np.float32)
         prev_action[:, 1:] = action
         # Before the first step: its episode's previous action when the sequence starts mid-episode.
-        carried = ~at_start & (previous[:, 0] >= 0)
-        prev_action[carried, 0] = self.action[slot(previous)[carried, 0]]
+        carried = ~at_start & (first > 0)
+        prev_action[carried, 0] = self.action[previous[carried]]
         mask = real & (at_start[:, None] | (index[None, :] >= burn_in))
 
         def stacked(a: np.ndarray) -> np.ndarray:
