@@ -35,24 +35,29 @@ def _run_ids(cell: Path) -> list[Path]:
     return sorted((p for p in runs.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
 
 
-def chain(cell: Path) -> list[Path]:
-    """The parts of the cell's run, oldest first, ending at its newest run directory (the head).
-    Earlier attempts that the head does not continue (a run restarted from scratch) are left out."""
-    ids = _run_ids(cell)
-    if not ids:
-        return []
-    parts = [ids[-1]]
+def parts_of(head: Path) -> list[Path]:
+    """The parts of the run whose newest part is `head`, oldest first (following resume.json back;
+    a part recorded at a path that no longer exists is looked for beside `head`, for a results
+    folder copied elsewhere)."""
+    parts = [Path(head)]
     while len(parts) < 10_000:
         origin = read_json(parts[-1] / "resume.json")
         if not (isinstance(origin, dict) and origin.get("resumed_from")):
             break
         parent = Path(origin["resumed_from"])
-        if not parent.is_absolute():
-            parent = Path(cell) / parent
         if not parent.is_dir():
+            parent = parts[-1].parent / parent.name
+        if not parent.is_dir() or parent in parts:
             break
         parts.append(parent)
     return parts[::-1]
+
+
+def chain(cell: Path) -> list[Path]:
+    """The parts of the cell's run, oldest first, ending at its newest run directory (the head).
+    Earlier attempts that the head does not continue (a run restarted from scratch) are left out."""
+    ids = _run_ids(cell)
+    return parts_of(ids[-1]) if ids else []
 
 
 def newest_state_step(parts: list[Path]) -> int | None:

@@ -129,6 +129,45 @@ class SignalsItself(gym.Wrapper):
         return result
 
 
+class StopsItsGrid(gym.Wrapper):
+    """Pendulum-v1 that stops the `sac.grid` process which started its run (its parent), as a user's
+    Ctrl-C would, at its `at_step`-th step, once per `arm_file`: only while that file exists, and only
+    the process that removes it. It then waits (at most `wait_seconds`) until the grid's SIGTERM has
+    reached its own process, so the run stops at that step whatever the machine's speed."""
+
+    def __init__(self, at_step: int = 0, arm_file: str = "", wait_seconds: float = 120.0):
+        super().__init__(gym.make("Pendulum-v1"))
+        self._at_step, self._arm_file, self._wait_seconds = at_step, arm_file, wait_seconds
+        self._steps_taken = 0
+
+    def step(self, action):
+        result = self.env.step(action)
+        self._steps_taken += 1
+        if self._steps_taken == self._at_step and self._arm_file:
+            try:
+                os.unlink(self._arm_file)  # exactly one process wins
+            except FileNotFoundError:
+                return result
+            reached = []
+            previous = signal.getsignal(signal.SIGTERM)
+
+            def note(signum, frame):
+                reached.append(signum)
+                signal.signal(signal.SIGTERM, previous)
+                if callable(previous):
+                    previous(signum, frame)
+
+            signal.signal(signal.SIGTERM, note)
+            os.kill(os.getppid(), signal.SIGTERM)
+            deadline = time.monotonic() + self._wait_seconds
+            while not reached:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the grid did not pass its stop on to this run")
+                time.sleep(0.01)
+        return result
+
+
+gym.register("StopsItsGrid-v0", entry_point=StopsItsGrid)
 gym.register("UnboundedAction-v0", entry_point=UnboundedAction)
 gym.register("BoxObservation2x3-v0", entry_point=BoxObservation2x3, max_episode_steps=20)
 gym.register("NoTimeLimit-v0", entry_point=NoTimeLimit)

@@ -1,0 +1,351 @@
+"""`python -m sac.report RESULTS [...] --out DIR --steps 100000,300000`: learning curves and a table.
+
+Reads runs (a grid's results folder, a runs/ folder, single run directories, or a folder of the
+CSVs this command writes) and writes into DIR:
+  <env>.png      per env: the deterministic eval return against env steps, the mean over seeds
+                 (line) with the min/max band over seeds (as TF-Agents' README describes its plots),
+                 and each seed's own curve (thin)
+  overview.png   every env's panel in one figure
+  table.md       per env and chosen step: seeds, mean, min, max over seeds, and the interquartile
+                 mean (IQM) with its 95% stratified-bootstrap interval (rliable: Agarwal et al. 2021,
+                 "Deep RL at the Edge of the Statistical Precipice"), beside the published figures at
+                 that step (--anchors, a CSV kept in the repository with its sources)
+  <env>/seed<N>.csv  per run: step,eval_return_mean,eval_return_min,eval_return_max,wall_seconds
+                 (min and max over that evaluation's episodes; wall_seconds: training time, the
+                 parts of a resumed run added up)
+Each seed's eval curve is its run's eval/return_mean metric (sac.train's evaluation of the
+deterministic policy every eval_every steps); a resumed run's parts are put end to end
+(sac/rundirs.py). Plots are drawn with matplotlib's Agg backend: no display needed.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sac import rundirs
+from sac.errors import UserError
+
+CSV_COLUMNS = ("step", "eval_return_mean", "eval_return_min", "eval_return_max", "wall_seconds")
+_DEFAULT_ANCHORS = Path(__file__).resolve().parent.parent / "benchmarks" / "anchors.csv"
+
+
+@dataclass
+class SeedCurve:
+    """One run's evaluation curve."""
+
+    env_id: str
+    seed: int
+    steps: np.ndarray  # int, ascending
+    mean: np.ndarray  # the mean return over the evaluation's episodes
+    low: np.ndarray  # the lowest episode return of each evaluation
+    high: np.ndarray  # the highest
+    wall_seconds: np.ndarray
+    source: str  # where it was read from
+    config: dict | None = None
+
+
+# --- Reading runs --------------------------------------------------------------------------------
+
+
+def _heads(root: Path) -> list[Path]:
+    """Newest parts of the runs below `root` (run directories nobody resumed)."""
+    found = []
+    for run_json in sorted(Path(root).rglob("run.json")):
+        run = run_json.parent
+        if "_sources" in run.parts or not (run / "config.json").is_file():
+            continue
+        successor = rundirs.read_json(run / "resumed_by.json")
+        if isinstance(successor, dict) and Path(str(successor.get("run_dir"))).is_dir():
+            continue
+        found.append(run)
+    return found
+
+
+def curve_of_run(head: Path) -> SeedCurve | None:
+    """The eval curve of the run whose newest part is `head` (None if it has no evaluation yet)."""
+    parts = rundirs.parts_of(head)
+    config = rundirs.read_json(head / "config.json") or {}
+    curves = rundirs.metric_curves(parts, ["eval/return_mean", "eval/return_min", "eval/return_max"])
+    mean = curves["eval/return_mean"]
+    if not mean.steps:
+        return None
+    by_step = {name: dict(zip(c.steps, c.values)) for name, c in curves.items()}
+    steps = np.asarray(mean.steps, dtype=np.int64)
+    low = np.array([by_step["eval/return_min"].get(s, np.nan) for s in mean.steps])
+    high = np.array([by_step["eval/return_max"].get(s, np.nan) for s in mean.steps])
+    return SeedCurve(str(config.get("env_id")), int(config.get("seed", 0)), steps, np.asarray(mean.values, float),
+                     low, high, np.asarray(mean.wall_seconds, float), str(head), config)
+
+
+def read_csv_curve(path: Path, env_id: str) -> SeedCurve:
+    match = re.fullmatch(r"seed(\d+)\.csv", path.name)
+    if not match:
+        raise UserError(f"{path}: expected a file named seed<N>.csv")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or tuple(rows[0]) != CSV_COLUMNS:
+        raise UserError(f"{path}: expected the columns {','.join(CSV_COLUMNS)}")
+    column = {name: np.array([float(r[name]) for r in rows]) for name in CSV_COLUMNS}
+    return SeedCurve(env_id, int(match.group(1)), column["step"].astype(np.int64), column["eval_return_mean"],
+                     column["eval_return_min"], column["eval_return_max"], column["wall_seconds"], str(path))
+
+
+def load_curves(paths: list[Path]) -> dict[str, list[SeedCurve]]:
+    """Every run below `paths`, grouped by env id; per env and seed the run that got furthest."""
+    chosen: dict[tuple[str, int], SeedCurve] = {}
+    for path in paths:
+        if not Path(path).exists():
+            raise UserError(f"no such file or folder: {path}")
+        found = [curve_of_run(head) for head in _heads(path)]
+        found += [read_csv_curve(p, p.parent.name) for p in sorted(Path(path).glob("*/seed*.csv"))]
+        for curve in found:
+            if curve is None:
+                continue
+            key = (curve.env_id, curve.seed)
+            if key not in chosen or curve.steps[-1] > chosen[key].steps[-1]:
+                chosen[key] = curve
+    grouped: dict[str, list[SeedCurve]] = {}
+    for (env_id, _), curve in sorted(chosen.items()):
+        grouped.setdefault(env_id, []).append(curve)
+    if not grouped:
+        raise UserError(f"no evaluated runs found in {', '.join(map(str, paths))}")
+    return grouped
+
+
+def config_differences(curves: list[SeedCurve]) -> list[str]:
+    """Config entries (other than the seed and those a resume may change) that differ between runs."""
+    from sac.resume import CHANGEABLE
+
+    configs = [c.config for c in curves if c.config]
+    keys = sorted({k for cfg in configs for k in cfg} - {"seed", "resume", *CHANGEABLE})
+    return [k for k in keys if len({json.dumps(cfg.get(k), sort_keys=True) for cfg in configs}) > 1]
+
+
+# --- Statistics ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class SeedStats:
+    """Per step, over the seeds that reached it: how many, their mean, min and max."""
+
+    steps: np.ndarray
+    count: np.ndarray
+    mean: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+
+
+def across_seeds(curves: list[SeedCurve]) -> SeedStats:
+    steps = np.unique(np.concatenate([c.steps for c in curves]))
+    table = np.full((len(curves), len(steps)), np.nan)
+    for row, curve in enumerate(curves):
+        table[row, np.searchsorted(steps, curve.steps)] = curve.mean
+    present = ~np.isnan(table)
+    with np.errstate(invalid="ignore"):
+        return SeedStats(steps, present.sum(0), np.nanmean(table, 0), np.nanmin(table, 0), np.nanmax(table, 0))
+
+
+def iqm(scores: np.ndarray, axis: int | None = None) -> np.ndarray:
+    """Interquartile mean as rliable computes it (scipy.stats.trim_mean with 25% cut): sort, drop
+    int(0.25 n) scores at each end, average the rest. With fewer than 4 scores nothing is dropped."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if axis is None:
+        scores, axis = scores.reshape(-1), 0
+    n = scores.shape[axis]
+    cut = int(0.25 * n)
+    ordered = np.sort(scores, axis=axis)
+    return np.take(ordered, np.arange(cut, n - cut), axis=axis).mean(axis=axis)
+
+
+def stratified_bootstrap_iqm(scores_by_task: list[np.ndarray], reps: int = 50_000, confidence: float = 0.95,
+                             seed: int = 0) -> tuple[float, float, float]:
+    """The IQM of all runs of all tasks, with rliable's stratified-bootstrap percentile interval:
+    each replicate resamples, with replacement and within each task separately, as many runs as
+    the task has, and takes the IQM of them all. Returns (point estimate, low, high)."""
+    rng = np.random.default_rng(seed)
+    point = float(iqm(np.concatenate([np.asarray(s, float) for s in scores_by_task])))
+    samples = []
+    for scores in scores_by_task:
+        scores = np.asarray(scores, dtype=np.float64)
+        samples.append(scores[rng.integers(0, len(scores), size=(reps, len(scores)))])
+    replicates = iqm(np.concatenate(samples, axis=1), axis=1)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(replicates, [tail, 100 - tail])
+    return point, float(low), float(high)
+
+
+# --- Anchors -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Anchor:
+    env: str  # without the version: HalfCheetah
+    step: int
+    value: float
+    source: str  # short name shown in the table
+    note: str
+
+
+def base_env(env_id: str) -> str:
+    return re.sub(r"-v\d+$", "", env_id.split(":")[-1])
+
+
+def read_anchors(path: Path) -> list[Anchor]:
+    """benchmarks/anchors.csv: env,step,return,source,note (lines starting with # are comments)."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(line for line in f if not line.startswith("#")))
+    try:
+        return [Anchor(r["env"], int(float(r["step"])), float(r["return"]), r["source"], r.get("note", ""))
+                for r in rows]
+    except (KeyError, ValueError) as exc:
+        raise UserError(f"{path}: expected columns env,step,return,source,note ({exc})") from None
+
+
+# --- Output ------------------------------------------------------------------------------------------
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.1f}"
+
+
+def _steps_text(step: int) -> str:
+    if step % 1_000_000 == 0:
+        return f"{step // 1_000_000}M"
+    if step % 1000 == 0:
+        return f"{step // 1000}k"
+    return str(step)
+
+
+def table_rows(grouped: dict[str, list[SeedCurve]], steps: list[int], anchors: list[Anchor],
+               reps: int = 50_000) -> list[dict[str, Any]]:
+    """Per env and chosen step: the figures the table shows (numbers, for tests and the markdown)."""
+    rows = []
+    for env_id, curves in grouped.items():
+        for step in steps:
+            scores = np.array([c.mean[c.steps == step][0] for c in curves if np.any(c.steps == step)])
+            if scores.size == 0:
+                continue
+            point, low, high = stratified_bootstrap_iqm([scores], reps=reps)
+            rows.append({"env": env_id, "step": step, "seeds": int(scores.size), "mean": float(scores.mean()),
+                         "min": float(scores.min()), "max": float(scores.max()), "iqm": point, "iqm_low": low,
+                         "iqm_high": high, "anchors": [a for a in anchors if a.env == base_env(env_id) and a.step == step]})
+    return rows
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| Env | Steps | Seeds | Mean | Min | Max | IQM [95% CI] | Published at this step |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        published = "; ".join(f"{a.source} {_number(a.value)}" + (f" ({a.note})" if a.note else "")
+                               for a in r["anchors"]) or "-"
+        lines.append(f"| {r['env']} | {_steps_text(r['step'])} | {r['seeds']} | {_number(r['mean'])} | "
+                     f"{_number(r['min'])} | {_number(r['max'])} | {_number(r['iqm'])} "
+                     f"[{_number(r['iqm_low'])}, {_number(r['iqm_high'])}] | {published} |")
+    return "\n".join(lines) + "\n"
+
+
+def draw_env(ax: Any, env_id: str, curves: list[SeedCurve], anchors: list[Anchor]) -> SeedStats:
+    """One env's panel: each seed thin, the mean over seeds with the min/max band. Returns what it drew."""
+    stats = across_seeds(curves)
+    for curve in curves:
+        ax.plot(curve.steps, curve.mean, color="tab:blue", alpha=0.35, linewidth=0.8, label=f"seed {curve.seed}",
+                gid=f"seed{curve.seed}")
+    ax.fill_between(stats.steps, stats.low, stats.high, color="tab:blue", alpha=0.2, linewidth=0,
+                    label="min/max over seeds", gid="band")
+    seeds = sorted(c.seed for c in curves)
+    ax.plot(stats.steps, stats.mean, color="tab:blue", linewidth=2, label=f"mean of {len(seeds)} seed(s)", gid="mean")
+    shown = set()
+    for anchor in anchors:
+        if anchor.env == base_env(env_id) and anchor.step <= stats.steps[-1] * 1.05 and anchor.source not in shown:
+            ax.scatter([anchor.step], [anchor.value], marker="x", color="black", zorder=3, s=20)
+            ax.annotate(anchor.source, (anchor.step, anchor.value), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    ax.set_title(env_id, fontsize=10)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("eval return (deterministic)")
+    ax.grid(alpha=0.3)
+    ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
+    return stats
+
+
+def _figure_module() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: files only, no window
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def write_report(grouped: dict[str, list[SeedCurve]], out: Path, steps: list[int], anchors: list[Anchor],
+                 reps: int = 50_000) -> dict[str, Any]:
+    """Write the PNGs, the table and the per-seed CSVs into `out`; returns the table rows."""
+    plt = _figure_module()
+    out.mkdir(parents=True, exist_ok=True)
+    for env_id, curves in grouped.items():
+        fig, ax = plt.subplots(figsize=(6, 4))
+        draw_env(ax, env_id, curves, anchors)
+        ax.legend(fontsize=7, loc="lower right")
+        fig.tight_layout()
+        fig.savefig(out / f"{env_id}.png", dpi=110)
+        plt.close(fig)
+        (out / env_id).mkdir(exist_ok=True)
+        for curve in curves:
+            with open(out / env_id / f"seed{curve.seed}.csv", "w", newline="") as f:
+                writer = csv.writer(f)
+                writer.writerow(CSV_COLUMNS)
+                for i in range(len(curve.steps)):
+                    writer.writerow([int(curve.steps[i]), repr(float(curve.mean[i])), repr(float(curve.low[i])),
+                                     repr(float(curve.high[i])), f"{curve.wall_seconds[i]:.1f}"])
+    columns = min(3, len(grouped))
+    rows_of_panels = -(-len(grouped) // columns)
+    fig, axes = plt.subplots(rows_of_panels, columns, figsize=(4.5 * columns, 3.4 * rows_of_panels), squeeze=False)
+    for ax, (env_id, curves) in zip(axes.flat, grouped.items()):
+        draw_env(ax, env_id, curves, anchors)
+    for ax in list(axes.flat)[len(grouped):]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(out / "overview.png", dpi=100)
+    plt.close(fig)
+    rows = table_rows(grouped, steps, anchors, reps=reps)
+    (out / "table.md").write_text(markdown_table(rows))
+    return {"rows": rows}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sac.report", description=__doc__.split("\n")[0].split(": ", 1)[1])
+    parser.add_argument("paths", nargs="+", type=Path, help="results folders, runs/ folders, run directories or CSV folders")
+    parser.add_argument("--out", type=Path, required=True, help="where the PNGs, table.md and CSVs go")
+    parser.add_argument("--steps", default="", help="the table's steps, comma-separated (default: each env's last)")
+    parser.add_argument("--anchors", type=Path, default=_DEFAULT_ANCHORS,
+                        help="published figures, env,step,return,source,note (default benchmarks/anchors.csv)")
+    parser.add_argument("--reps", type=int, default=50_000, help="bootstrap replicates (rliable's default 50,000)")
+    args = parser.parse_args(argv)
+    try:
+        steps = [int(float(s)) for s in args.steps.split(",") if s.strip()]
+        grouped = load_curves(args.paths)
+        anchors = read_anchors(args.anchors) if args.anchors and args.anchors.is_file() else []
+        if not steps:
+            steps = sorted({int(c.steps[-1]) for curves in grouped.values() for c in curves})
+        for env_id, curves in grouped.items():
+            differing = config_differences(curves)
+            if differing:
+                print(f"warning: the {env_id} runs differ in {', '.join(differing)}", file=sys.stderr)
+        result = write_report(grouped, args.out, steps, anchors, reps=args.reps)
+    except (UserError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(markdown_table(result["rows"]), end="")
+    print(f"report: {len(grouped)} env(s), {sum(len(c) for c in grouped.values())} run(s) -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""`python -m sac.grid`: a grid stopped halfway and started again ends complete, and no run is
+started twice; bad requests are refused before anything starts; the status table says where runs stand."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sac import grid, rundirs
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.smoke
+
+TOTAL = 400
+STOP_AT = 150  # the step at which StopsItsGrid-v0 stops the grid (when armed)
+
+
+def _overrides(arm_file: Path) -> list[str]:
+    kwargs = {"at_step": STOP_AT, "arm_file": str(arm_file)}
+    return ["env_id=tests.custom_envs:StopsItsGrid-v0", f"env_kwargs={json.dumps(kwargs)}", f"total_steps={TOTAL}",
+            "learning_starts=100", "eval_every=200", "eval_episodes=1", "hidden_sizes=[16,16]", "batch_size=16",
+            "checkpoint_every=100", "log_every=50"]
+
+
+def _grid(results: Path, seeds: str, arm_file: Path, *extra: str):
+    return run_cli(["-m", "sac.grid", str(results), "--configs", "pendulum", "--seeds", seeds, *extra,
+                    *_overrides(arm_file)], results.parent, timeout=900)
+
+
+def _runs(cell: Path) -> list[Path]:
+    return sorted((p for p in (cell / "runs").iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+
+
+def test_grid_stopped_halfway_and_restarted_ends_complete_without_running_anything_twice(tmp_path):
+    results, arm = tmp_path / "results", tmp_path / "arm"
+
+    # 1. Seed 0 alone, to the end (the env is not armed).
+    first = _grid(results, "0", arm, "--parallel", "1")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert "grid complete" in first.stdout
+
+    # 2. Seeds 0-2, one at a time, armed: seed 0 is done (skipped), seed 1 stops the grid at step
+    #    STOP_AT, seed 2 is never started.
+    arm.touch()
+    second = _grid(results, "0,1,2", arm, "--parallel", "1")
+    assert second.returncode == 143, second.stdout[-3000:] + second.stderr[-3000:]
+    assert not arm.exists()
+    assert "starting pendulum seed 1" in second.stdout and "seed 0 (pid" not in second.stdout
+    assert "stopped: pendulum seed 1" in second.stdout and "grid stopped" in second.stdout
+    assert not (results / "pendulum" / "seed2").exists()
+    stopped = rundirs.inspect(results / "pendulum" / "seed1", TOTAL)
+    assert stopped.state == "stopped" and STOP_AT <= stopped.step < TOTAL
+
+    # The status view, without starting anything.
+    status = run_cli(["-m", "sac.grid", str(results), "--status"], tmp_path)
+    assert status.returncode == 0, status.stderr
+    lines = {line.split()[2]: line for line in status.stdout.splitlines() if line.startswith("pendulum seed")}
+    assert lines["0"].split()[3] == "done" and f"{TOTAL}/{TOTAL}" in lines["0"]
+    assert lines["1"].split()[3] == "stopped" and f"{stopped.step}/{TOTAL}" in lines["1"]
+    assert "1 done, 1 stopped" in status.stdout
+
+    # 3. The same command again: seed 1 resumed from its state, seed 2 started, seed 0 left alone.
+    third = _grid(results, "0,1,2", arm, "--parallel", "2")
+    assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
+    assert f"resuming pendulum seed 1 from step {stopped.step}" in third.stdout
+    assert "starting pendulum seed 2" in third.stdout and "seed 0 (pid" not in third.stdout
+    assert "grid complete" in third.stdout
+
+    for seed, parts in ((0, 1), (1, 2), (2, 1)):
+        cell = results / "pendulum" / f"seed{seed}"
+        runs = _runs(cell)
+        assert len(runs) == parts, (seed, runs)  # one run directory per start or resume, nothing else
+        log = (cell / "log.txt").read_text()
+        assert log.count("sac: training") == 1 and log.count("sac: resuming") == parts - 1
+        assert rundirs.inspect(cell, TOTAL).state == "done"
+        assert rundirs.newest_state_step(runs) == TOTAL
+        # Every step's metrics once along the run's parts, ending at TOTAL.
+        curve = rundirs.metric_curves(rundirs.chain(cell), ["train/steps_per_second"])["train/steps_per_second"]
+        assert curve.steps == list(range(50, TOTAL + 1, 50))
+        assert json.loads((runs[0] / "config.json").read_text())["seed"] == seed
+    resumed = json.loads((_runs(results / "pendulum" / "seed1")[1] / "resume.json").read_text())
+    assert resumed["step"] == stopped.step
+
+    # 4. Everything done: the grid starts nothing.
+    fourth = _grid(results, "0,1,2", arm)
+    assert fourth.returncode == 0 and "starting" not in fourth.stdout and "resuming" not in fourth.stdout
+    assert "grid complete" in fourth.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--configs", "half_cheeta"], "unknown named config 'half_cheeta'"),
+    (["--configs", "pendulum", "gama=0.9"], "unknown config entry 'gama'; did you mean 'gamma'?"),
+    (["--configs", "pendulum", "seed=3"], "the grid sets seed (--seeds)"),
+    (["--configs", "pendulum", "--parallel", "0"], "--parallel must be at least 1"),
+    ([], "name the configs to train"),
+])
+def test_bad_grid_requests_are_refused_with_one_line(tmp_path, args, message):
+    result = run_cli(["-m", "sac.grid", str(tmp_path / "results"), *args], tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [f"error: {result.stderr.strip()[7:]}"]
+    assert message in result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_cell_trained_with_another_config_is_refused(tmp_path):
+    cell = tmp_path / "results" / "pendulum" / "seed0" / "runs" / "1"
+    cell.mkdir(parents=True)
+    config = grid.full_config("pendulum", {"seed": 0, "gamma": 0.9})
+    (cell / "config.json").write_text(json.dumps(config))
+    cells = grid.make_cells(tmp_path / "results", ["pendulum"], [0], {})
+    with pytest.raises(Exception, match=r"holds a run with gamma=0.9, but this grid asks for gamma=0.99"):
+        grid.check_existing(cells)
+    # Entries a resume may change (more steps, other threads) are not a different experiment.
+    grid.check_existing(grid.make_cells(tmp_path / "results", ["pendulum"], [0], {"gamma": 0.9, "total_steps": 10**6,
+                                                                                   "num_threads": 1}))
+
+
+def test_the_grid_command_line_matches_sacred(tmp_path):
+    # key=value as Sacred reads it; the named config's entries with the overrides on top.
+    assert grid.parse_override("hidden_sizes=[64, 64]") == ("hidden_sizes", [64, 64])
+    assert grid.parse_override("env_id=Hopper-v5") == ("env_id", "Hopper-v5")
+    cfg = grid.full_config("hopper", {"total_steps": 300_000, "seed": 2})
+    assert (cfg["env_id"], cfg["total_steps"], cfg["learning_starts"], cfg["seed"]) == ("Hopper-v5", 300_000, 1000, 2)
+    cells = grid.make_cells(tmp_path, ["hopper", "ant"], [0, 1], {})
+    assert [(c.config_name, c.seed, c.directory.relative_to(tmp_path).as_posix()) for c in cells] == [
+        ("hopper", 0, "hopper/seed0"), ("hopper", 1, "hopper/seed1"), ("ant", 0, "ant/seed0"), ("ant", 1, "ant/seed1")]
