@@ -1,0 +1,189 @@
+"""`python -m sac.report` on small synthetic run directories: the plotted mean/min/max, the table's
+figures and the CSVs equal values computed by hand; the IQM and its stratified-bootstrap interval
+follow rliable's definitions (checked against exact enumeration of the bootstrap distribution)."""
+from __future__ import annotations
+
+import csv
+import datetime
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sac import report, rundirs
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.unit
+
+T0 = datetime.datetime(2026, 1, 1, 12, 0, 0)
+
+
+def _iso(seconds: float) -> str:
+    return (T0 + datetime.timedelta(seconds=seconds)).isoformat()
+
+
+def _write_run(run: Path, env_id: str, seed: int, start: float, evals: dict[int, tuple[float, float, float, float]],
+               resumed_from: Path | None = None, resume_step: int | None = None) -> None:
+    """A run directory as sac.train leaves it: evals maps step -> (mean, min, max, seconds after T0)."""
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"env_id": env_id, "seed": seed, "gamma": 0.99}))
+    (run / "run.json").write_text(json.dumps({"status": "COMPLETED", "start_time": _iso(start)}))
+    steps = sorted(evals)
+    metrics = {name: {"steps": steps, "values": [evals[s][i] for s in steps], "timestamps": [_iso(evals[s][3]) for s in steps]}
+               for i, name in enumerate(("eval/return_mean", "eval/return_min", "eval/return_max"))}
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    if resumed_from is not None:
+        (run / "resume.json").write_text(json.dumps({"resumed_from": str(resumed_from), "step": resume_step}))
+        (resumed_from / "resumed_by.json").write_text(json.dumps({"run_dir": str(run), "step": resume_step}))
+
+
+# Eval means per seed, at steps 10, 20, 30, 40 (seed 2 stops at 30).
+CHEETAH = {0: [1.0, 4.0, 9.0, 16.0], 1: [3.0, 2.0, 5.0, 8.0], 2: [2.0, 6.0, 1.0]}
+HOPPER = {0: [10.0], 1: [20.0], 2: [30.0], 3: [100.0]}
+
+
+@pytest.fixture
+def results(tmp_path: Path) -> Path:
+    root = tmp_path / "grid"
+    for seed, means in CHEETAH.items():
+        evals = {10 * (i + 1): (m, m - 1, m + 2, 100.0 * (i + 1)) for i, m in enumerate(means)}
+        cell = root / "cheetah" / f"seed{seed}" / "runs"
+        if seed == 1:
+            # Stopped after step 20 (its state), resumed later: the first part also logged step 30
+            # before it was killed, which the resumed part redid with another value.
+            first = {10: evals[10], 20: evals[20], 30: (-999.0, -999.0, -999.0, 300.0)}
+            _write_run(cell / "1", "Cheetah-v5", seed, 0.0, first)
+            second = {s: (*evals[s][:3], 5000.0 + 50.0 * s) for s in (30, 40)}
+            _write_run(cell / "2", "Cheetah-v5", seed, 5000.0, second, resumed_from=cell / "1", resume_step=20)
+        else:
+            _write_run(cell / "1", "Cheetah-v5", seed, 0.0, evals)
+    for seed, means in HOPPER.items():
+        _write_run(root / "hop" / f"seed{seed}" / "runs" / "1", "Hop-v1", seed, 0.0, {10: (means[0], 0.0, 0.0, 5.0)})
+    return root
+
+
+def test_resumed_runs_are_read_whole_with_their_training_time(results):
+    grouped = report.load_curves([results])
+    assert sorted(grouped) == ["Cheetah-v5", "Hop-v1"]
+    seed1 = next(c for c in grouped["Cheetah-v5"] if c.seed == 1)
+    assert seed1.steps.tolist() == [10, 20, 30, 40]
+    assert seed1.mean.tolist() == CHEETAH[1]  # step 30 from the resumed part, not the killed one's -999
+    assert seed1.low.tolist() == [m - 1 for m in CHEETAH[1]] and seed1.high.tolist() == [m + 2 for m in CHEETAH[1]]
+    # Part 1 ran from 0 s to its last kept entry (step 20 at 200 s); part 2 started at 5000 s.
+    assert seed1.wall_seconds.tolist() == [100.0, 200.0, 200.0 + 1500.0 - 0.0, 200.0 + 2000.0]
+
+
+def test_plotted_mean_min_max_equal_hand_computed(results):
+    plt = report._figure_module()
+    grouped = report.load_curves([results])
+    fig, ax = plt.subplots()
+    report.draw_env(ax, "Cheetah-v5", grouped["Cheetah-v5"], [])
+    by_gid = {line.get_gid(): line for line in ax.get_lines()}
+    steps = [10, 20, 30, 40]
+    by_hand_mean = [(1 + 3 + 2) / 3, (4 + 2 + 6) / 3, (9 + 5 + 1) / 3, (16 + 8) / 2]
+    by_hand_min, by_hand_max = [1, 2, 1, 8], [3, 6, 9, 16]
+    np.testing.assert_array_equal(by_gid["mean"].get_xdata(), steps)
+    np.testing.assert_allclose(by_gid["mean"].get_ydata(), by_hand_mean, rtol=1e-12)
+    for seed, means in CHEETAH.items():
+        np.testing.assert_array_equal(by_gid[f"seed{seed}"].get_ydata(), means)
+    band = next(c for c in ax.collections if c.get_gid() == "band")
+    vertices = np.concatenate([p.vertices for p in band.get_paths()])
+    for step, low, high in zip(steps, by_hand_min, by_hand_max):
+        ys = vertices[np.isclose(vertices[:, 0], step), 1]
+        assert ys.min() == low and ys.max() == high, (step, ys)
+    plt.close(fig)
+
+
+def test_table_and_csvs_equal_hand_computed(results, tmp_path):
+    anchors = [report.Anchor("Cheetah", 20, 7.5, "Paper", "plot"), report.Anchor("Cheetah", 20, 1.0, "Other", ""),
+               report.Anchor("Hop", 99, 1.0, "Never", "")]
+    grouped = report.load_curves([results])
+    out = tmp_path / "out"
+    rows = report.write_report(grouped, out, [20, 40, 10], anchors, reps=2000)["rows"]
+    by_key = {(r["env"], r["step"]): r for r in rows}
+    r20 = by_key[("Cheetah-v5", 20)]
+    assert (r20["seeds"], r20["mean"], r20["min"], r20["max"]) == (3, 4.0, 2.0, 6.0)
+    assert r20["iqm"] == pytest.approx(4.0)  # 3 scores: rliable's trim cuts int(0.75) = 0 of each end
+    assert [a.source for a in r20["anchors"]] == ["Paper", "Other"]
+    r40 = by_key[("Cheetah-v5", 40)]
+    assert (r40["seeds"], r40["mean"], r40["min"], r40["max"]) == (2, 12.0, 8.0, 16.0)
+    hop = by_key[("Hop-v1", 10)]
+    assert (hop["seeds"], hop["mean"], hop["iqm"]) == (4, 40.0, 25.0)  # IQM of 10, 20, 30, 100: mean of 20 and 30
+    assert ("Hop-v1", 20) not in by_key  # no seed reached it
+    table = (out / "table.md").read_text()
+    assert "| Cheetah-v5 | 20 | 3 | 4.0 | 2.0 | 6.0 | 4.0 [" in table and "Paper 7.5 (plot); Other 1.0 |" in table
+    assert "| Hop-v1 | 10 | 4 | 40.0 | 10.0 | 100 | 25.0 [" in table
+    for name in ("Cheetah-v5.png", "Hop-v1.png", "overview.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with open(out / "Cheetah-v5" / "seed1.csv", newline="") as f:
+        lines = list(csv.reader(f))
+    assert lines[0] == list(report.CSV_COLUMNS)
+    assert [[float(v) for v in line] for line in lines[1:]] == [
+        [10, 3.0, 2.0, 5.0, 100.0], [20, 2.0, 1.0, 4.0, 200.0], [30, 5.0, 4.0, 7.0, 1700.0], [40, 8.0, 7.0, 10.0, 2200.0]]
+    # The committed CSVs alone give the same table.
+    again = report.table_rows(report.load_curves([out]), [20, 40, 10], anchors, reps=2000)
+    assert [(r["env"], r["step"], r["seeds"], r["mean"], r["min"], r["max"], r["iqm"]) for r in again] == [
+        (r["env"], r["step"], r["seeds"], r["mean"], r["min"], r["max"], r["iqm"]) for r in rows]
+
+
+def test_iqm_is_rliables_trimmed_mean():
+    assert report.iqm([5.0]) == 5.0
+    assert report.iqm([3.0, 1.0, 2.0]) == 2.0
+    assert report.iqm([100.0, 1.0, 2.0, 3.0]) == 2.5
+    assert report.iqm(np.arange(8.0)) == np.mean([2, 3, 4, 5])  # int(0.25 * 8) = 2 cut at each end
+    assert report.iqm(np.arange(10.0)) == np.mean([2, 3, 4, 5, 6, 7])  # int(2.5) = 2
+    np.testing.assert_array_equal(report.iqm(np.array([[1.0, 9.0, 5.0, 7.0], [0.0, 0.0, 4.0, 8.0]]), axis=1), [6.0, 2.0])
+
+
+def test_bootstrap_interval_matches_exact_enumeration():
+    # One task of 6 runs: the bootstrap distribution has 6^6 equally likely resamples (57 distinct
+    # IQMs). The percentile interval of a large bootstrap must be that exact distribution's 2.5% and
+    # 97.5% quantiles (inverse CDF: 0.025 is 5+ sampling deviations from either end's jumps here).
+    scores = np.array([1.0, 2.0, 4.0, 7.0, 11.0, 20.0])
+    resamples = np.array(list(itertools.product(range(6), repeat=6)))
+    exact = report.iqm(scores[resamples], axis=1)
+    point, low, high = report.stratified_bootstrap_iqm([scores], reps=200_000, seed=1)
+    assert point == np.mean([2.0, 4.0, 7.0, 11.0])  # int(0.25 * 6) = 1 cut at each end
+    exact_low, exact_high = np.quantile(exact, [0.025, 0.975], method="inverted_cdf")
+    assert (low, high) == (exact_low, exact_high)
+    assert np.mean(exact < low) < 0.025 <= np.mean(exact <= low)
+    assert np.mean(exact > high) < 0.025 <= np.mean(exact >= high)
+
+
+def test_bootstrap_is_stratified_by_task():
+    # Each replicate keeps 3 runs of each task, so the pooled IQM never moves: [0,0,0,100,100,100]
+    # trimmed by int(1.5) = 1 at each end is always 50. Pooled resampling would move it.
+    point, low, high = report.stratified_bootstrap_iqm([np.zeros(3), np.full(3, 100.0)], reps=5000)
+    assert (point, low, high) == (50.0, 50.0, 50.0)
+    rng = np.random.default_rng(0)
+    pooled = np.concatenate([np.zeros(3), np.full(3, 100.0)])
+    moved = [report.iqm(pooled[rng.integers(0, 6, 6)]) for _ in range(200)]
+    assert np.std(moved) > 10
+
+
+def test_report_command_line(results, tmp_path):
+    anchors = tmp_path / "anchors.csv"
+    anchors.write_text("# a comment\nenv,step,return,source,note\nCheetah,40,20,Someone,plot\n")
+    out = tmp_path / "figures"
+    done = run_cli(["-m", "sac.report", str(results), "--out", str(out), "--steps", "20,40", "--anchors",
+                    str(anchors), "--reps", "1000"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "| Cheetah-v5 | 40 | 2 | 12.0 | 8.0 | 16.0 |" in done.stdout and "Someone 20.0 (plot)" in done.stdout
+    assert "report: 2 env(s), 7 run(s)" in done.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["Cheetah-v5", "Cheetah-v5.png", "Hop-v1", "Hop-v1.png",
+                                                     "overview.png", "table.md"]
+    missing = run_cli(["-m", "sac.report", str(tmp_path / "nothing"), "--out", str(out)], tmp_path)
+    assert missing.returncode == 1 and missing.stderr.strip().startswith("error: no such file or folder")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    none = run_cli(["-m", "sac.report", str(empty), "--out", str(out)], tmp_path)
+    assert none.returncode == 1 and "no evaluated runs found" in none.stderr
+
+
+def test_rundirs_chain_survives_a_moved_results_folder(results, tmp_path):
+    moved = tmp_path / "moved"
+    results.rename(moved)  # resume.json still names the old absolute path
+    parts = rundirs.chain(moved / "cheetah" / "seed1")
+    assert [p.name for p in parts] == ["1", "2"]
