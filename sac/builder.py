@@ -58,6 +58,8 @@ class RunParts:
     schedule: Any  # sac.loop.Schedule
     logger: Any  # sac.metrics.MetricsLogger
     checkpoints: Any  # sac.training_state.CheckpointWriter, or None without a run directory
+    video: Any = None  # sac.rendering.VideoRecorder (video_every), or None
+    viewer: Any = None  # sac.rendering.Viewer (render=True): env 0 mirrored into a window, or None
 
     def restore(self, payload: dict[str, Any], state_path: Path) -> Any:
         """Load a training state (read from `state_path`) into these freshly built parts; returns the
@@ -90,12 +92,15 @@ class RunParts:
                           schedule=self.schedule, seeds=self.seeds, logger=self.logger,
                           save_checkpoint=save_checkpoint, resume=resume,
                           stop_requested=lambda: self.replication.any_worker(stop_requested()),
-                          num_workers=self.cluster.num_workers)
+                          num_workers=self.cluster.num_workers, video=self.video)
 
     def close(self) -> None:
         self.logger.close()
         self.envs.close()
         self.eval_envs.close()
+        for part in (self.video, self.viewer):
+            if part is not None:
+                part.close()
 
 
 def build_run(config: RunConfig, *, run_dir: Path | None = None, metrics_sink: Any = None,
@@ -115,6 +120,7 @@ def build_run(config: RunConfig, *, run_dir: Path | None = None, metrics_sink: A
     from sac.envs import make_vector_env, observation_dim
     from sac.loop import Schedule
     from sac.metrics import MetricsLogger
+    from sac.rendering import VideoRecorder, Viewer
     from sac.replay import ReplayBuffer
     from sac.seeding import RunSeeds
     from sac.training_state import CheckpointWriter
@@ -138,7 +144,14 @@ def build_run(config: RunConfig, *, run_dir: Path | None = None, metrics_sink: A
     tf.random.set_seed(config.seed)
 
     # Environments: num_envs to train on, one per evaluation episode (seeded apart inside the loop).
-    envs = make_vector_env(config.env_id, config.env_kwargs, config.num_envs)
+    # Pictures render in processes of their own (sac/rendering.py): render=True mirrors env 0 into a
+    # window; video_every records an evaluation episode (eval env 0's start) every so many steps.
+    viewer = Viewer(config.env_id, config.env_kwargs, stream=stream) if config.render and cluster.is_chief else None
+    envs = make_vector_env(config.env_id, config.env_kwargs, config.num_envs, viewer=viewer)
+    video = None
+    if config.video_every and run_dir is not None:
+        video = VideoRecorder(config.env_id, config.env_kwargs, Path(run_dir) / "videos", seed=seeds.eval_env,
+                              stream=stream)
     eval_envs = make_vector_env(config.env_id, config.env_kwargs, config.eval_episodes)
     observation_shape = tuple(int(d) for d in envs.single_observation_space.shape)
     obs_dim = observation_dim(envs.single_observation_space)
@@ -167,6 +180,7 @@ def build_run(config: RunConfig, *, run_dir: Path | None = None, metrics_sink: A
         eval_every=config.eval_every, checkpoint_every=config.checkpoint_every, log_every=config.log_every,
         train_every=config.train_every, gradient_steps=config.gradient_steps,
         sequence_length=config.sequence_length if agent.sequences else 0, burn_in=config.burn_in,
+        video_every=config.video_every if video is not None else 0,
     )
     checkpoints = None
     if checkpoint_dir is not None:
@@ -177,4 +191,4 @@ def build_run(config: RunConfig, *, run_dir: Path | None = None, metrics_sink: A
             num_workers=cluster.num_workers)
     return RunParts(config=config, cluster=cluster, replication=replication, seeds=seeds, envs=envs,
                     eval_envs=eval_envs, observation_shape=observation_shape, target_entropy=float(target_entropy), agent=agent, buffer=buffer, schedule=schedule,
-                    logger=logger, checkpoints=checkpoints)
+                    logger=logger, checkpoints=checkpoints, video=video, viewer=viewer)

@@ -30,7 +30,6 @@ def default_config():
     total_steps = 20_000  # environment steps (transitions collected) in the whole run
     learning_starts = 1_000  # uniform-random actions for this many steps, then one update per step
 
-    # --- SAC hyperparameters (paper Table 1 = TF-Agents haarnoja18) -----------------------------
     # --- Networks (README "Recurrent networks") -------------------------------------------------------
     actor_network = "mlp"  # mlp (paper Table 1) | lstm | gru: a recurrent layer of rnn_units before the hidden_sizes MLP
     critic_network = "mlp"  # mlp | lstm | gru, chosen apart from the actor's (pomdp-baselines: separate encoders)
@@ -65,6 +64,8 @@ def default_config():
     checkpoint_every = 10_000  # save the policy (model-<step>.pkl) and the training state (state-<step>.pkl) this often, and at the end
     keep_checkpoints = 5  # keep the newest this many policy checkpoints (and the newest 2 training states)
     resume = None  # "runs/<id>": continue that stopped run from its newest training state (README "Resume")
+    video_every = 0  # N > 0: record one evaluation episode to runs/<id>/videos/step-<step>.mp4 every N steps and at the end (headless)
+    render = False  # True: show training env 0 in a window as it learns (needs a display; README "Videos")
     log_every = 1_000  # log losses, alpha, entropy, Q and steps/s, and print progress, this often
     num_threads = 0  # TensorFlow CPU threads (0: TensorFlow's default, all cores); 1 runs seeds side by side
     jit_compile = True  # compile the update and the policy with XLA (False: plain tf.function graphs)
@@ -215,7 +216,7 @@ def validate_config(cfg: dict[str, Any]) -> None:
     for key in ("total_steps", "batch_size", "buffer_size", "eval_every", "eval_episodes",
                 "checkpoint_every", "keep_checkpoints", "log_every", "num_envs", "train_every", "gradient_steps"):
         _check(_is_int(cfg[key]) and cfg[key] > 0, f"{key} must be a positive integer, got {cfg[key]!r}")
-    for key in ("learning_starts", "num_threads"):
+    for key in ("learning_starts", "num_threads", "video_every"):
         _check(_is_int(cfg[key]) and cfg[key] >= 0,
                f"{key} must be a non-negative integer, got {cfg[key]!r}")
     _check(cfg["learning_starts"] <= cfg["total_steps"],
@@ -250,7 +251,7 @@ def validate_config(cfg: dict[str, Any]) -> None:
         _check(_is_int(cfg[key]) and cfg[key] > 0, f"{key} must be a positive integer, got {cfg[key]!r}")
     _check(_is_int(cfg["burn_in"]) and 0 <= cfg["burn_in"] < cfg["sequence_length"],
            f"burn_in must be an integer in [0, sequence_length = {cfg['sequence_length']}), got {cfg['burn_in']!r}")
-    for key in ("learn_alpha", "jit_compile"):
+    for key in ("learn_alpha", "jit_compile", "render"):
         _check(isinstance(cfg[key], bool), f"{key} must be True or False, got {cfg[key]!r}")
 
 
@@ -293,6 +294,8 @@ class RunConfig:
     checkpoint_every: int
     keep_checkpoints: int
     resume: str | None
+    video_every: int
+    render: bool
     log_every: int
     num_threads: int
     jit_compile: bool

@@ -127,12 +127,21 @@ class EpisodeStartRecorder(gym.Wrapper):
             self.env.unwrapped.np_random, _ = seeding.np_random(episode_start["seed"])
 
 
-def make_vector_env(env_id: str, env_kwargs: dict[str, Any] | None, num_envs: int) -> gym.vector.VectorEnv:
+def make_vector_env(env_id: str, env_kwargs: dict[str, Any] | None, num_envs: int,
+                    viewer: Any = None) -> gym.vector.VectorEnv:
     """`num_envs` copies stepped together in this process. At an episode's end the env is reset in
     the same step (SAME_STEP autoreset) and its last observation is returned in info["final_obs"].
-    Each copy records where its episode started (EpisodeStartRecorder)."""
-    return gym.vector.SyncVectorEnv([lambda: EpisodeStartRecorder(make_env(env_id, env_kwargs))
-                                     for _ in range(num_envs)],
+    Each copy records where its episode started (EpisodeStartRecorder). With a `viewer`
+    (sac.rendering.Viewer), env 0's episodes are mirrored into its window."""
+    from sac.rendering import ShownInViewer
+
+    def make(index: int) -> gym.Env:
+        env = make_env(env_id, env_kwargs)
+        if viewer is not None and index == 0:
+            env = ShownInViewer(env, viewer)
+        return EpisodeStartRecorder(env)
+
+    return gym.vector.SyncVectorEnv([lambda i=i: make(i) for i in range(num_envs)],
                                     autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
 
 
@@ -192,4 +201,5 @@ def prepare_headless_rendering() -> None:
 
 
 def has_display() -> bool:
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    """A window can open: macOS and Windows always have a desktop; elsewhere X11 or Wayland is set."""
+    return sys.platform in ("darwin", "win32") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))

@@ -35,6 +35,7 @@ class Schedule:
     gradient_steps: int = 1  # updates per round: gradient_steps / train_every updates per transition
     sequence_length: int = 0  # > 0: the agent learns from sequences of this many steps (recurrent networks)
     burn_in: int = 0  # steps of a mid-episode sequence that only warm the recurrent state up
+    video_every: int = 0  # > 0: record an evaluation episode this often (and at the end)
 
     def is_due(self, previous_step: int, step: int, every: int) -> bool:
         """True when (previous_step, step] holds a multiple of `every`, or the last step (once)."""
@@ -129,7 +130,8 @@ def evaluate(policy: Policy, envs: gym.vector.VectorEnv, seed: int, step: int = 
 def train_loop(*, envs: gym.vector.VectorEnv, eval_envs: gym.vector.VectorEnv, agent: SACAgent, buffer: ReplayBuffer,
                schedule: Schedule, seeds: RunSeeds, logger: MetricsLogger,
                save_checkpoint: Callable[[int, LoopState], None], resume: LoopState | None = None,
-               stop_requested: Callable[[], bool] = lambda: False, num_workers: int = 1) -> LoopState:
+               stop_requested: Callable[[], bool] = lambda: False, num_workers: int = 1,
+               video: Callable[[Policy, int], Any] | None = None) -> LoopState:
     """Run to schedule.total_steps, or until stop_requested() turns true (then the state is saved at
     the step reached; it is asked once per iteration, so that under multi_worker it can be a
     collective all workers answer alike). With `num_workers` workers (multi_worker), each collects
@@ -236,6 +238,8 @@ def train_loop(*, envs: gym.vector.VectorEnv, eval_envs: gym.vector.VectorEnv, a
             returns = evaluate(agent.policy, eval_envs, seeds.eval_env, step)
             logger.scalars({"eval/return_mean": returns.mean(), "eval/return_min": returns.min(),
                             "eval/return_max": returns.max(), "eval/return_std": returns.std()}, step)
+        if video is not None and schedule.video_every and schedule.is_due(previous_step, step, schedule.video_every):
+            video(agent.policy, step)  # one evaluation episode on film (sac/rendering.py); draws no random numbers
 
         # 5. Log losses, temperature, entropy, Q and speed; print progress.
         if schedule.is_due(previous_step, step, schedule.log_every):

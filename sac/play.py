@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from sac.errors import UserError
+from sac.rendering import EnvProcess, play_episode, video_writer
 
 _VIDEO_SUFFIXES = (".mp4", ".gif")
 
@@ -49,106 +50,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-class _EnvProcess:
-    """The environment (and its renderer) in a separate, freshly spawned process.
-
-    MuJoCo's EGL/OpenGL renderer (Mesa, which links LLVM) and TensorFlow (XLA links its own LLVM)
-    crash when loaded into one process, whichever comes first. So the policy runs here and the env
-    runs there; they exchange actions, observations and frames through a pipe.
-    """
-
-    def __init__(self, env_id: str, env_kwargs: dict[str, Any], render_mode: str | None) -> None:
-        import multiprocessing
-
-        context = multiprocessing.get_context("spawn")
-        self._conn, child = context.Pipe()
-        self._process = context.Process(target=_env_worker, args=(child, env_id, env_kwargs, render_mode),
-                                        daemon=True)
-        self._process.start()
-        child.close()
-        status, *info = self._receive()
-        self.observation_shape, self.action_low, self.action_high, self.fps = info
-
-    def _receive(self) -> Any:
-        try:
-            message = self._conn.recv()
-        except EOFError:
-            raise UserError("the environment process died (its exit code: "
-                            f"{self._process.join(5) or self._process.exitcode})") from None
-        if message[0] == "error":
-            raise UserError(message[1])
-        return message
-
-    def reset(self, seed: int | None) -> tuple[np.ndarray, np.ndarray | None]:
-        self._conn.send(("reset", seed))
-        return self._receive()[1:]
-
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, np.ndarray | None]:
-        self._conn.send(("step", action))
-        return self._receive()[1:]
-
-    def close(self) -> None:
-        try:
-            self._conn.send(("close", None))
-        except (BrokenPipeError, OSError):
-            pass
-        self._process.join(10)
-        if self._process.is_alive():
-            self._process.kill()
-
-
-def _env_worker(conn: Any, env_id: str, env_kwargs: dict[str, Any], render_mode: str | None) -> None:
-    from sac.envs import make_env, prepare_headless_rendering
-
-    if render_mode == "rgb_array":
-        prepare_headless_rendering()
-    try:
-        env = make_env(env_id, env_kwargs, render_mode=render_mode)
-        if render_mode is not None and _needs_tracking_camera(env, env_kwargs):
-            # Gymnasium 1.4's MuJoCo renderer uses a fixed free camera unless a camera is named, so
-            # a running HalfCheetah leaves the picture; its model's "track" camera follows the body.
-            env.close()
-            env = make_env(env_id, {**env_kwargs, "camera_name": "track"}, render_mode=render_mode)
-    except UserError as exc:
-        conn.send(("error", str(exc)))
-        return
-    except Exception as exc:
-        conn.send(("error", f"cannot make {env_id} with render_mode={render_mode}: {type(exc).__name__}: {exc}"))
-        return
-    record = render_mode == "rgb_array"
-    conn.send(("ready", tuple(env.observation_space.shape), env.action_space.low, env.action_space.high,
-               int(env.metadata.get("render_fps") or 30)))
-    try:
-        while True:
-            command, argument = conn.recv()
-            if command == "reset":
-                obs, _ = env.reset(seed=argument)
-                conn.send(("ok", obs, env.render() if record else None))
-            elif command == "step":
-                obs, reward, terminated, truncated, _ = env.step(argument)
-                conn.send(("ok", obs, float(reward), bool(terminated or truncated),
-                           env.render() if record else None))
-            else:
-                break
-    except Exception as exc:  # report it to the policy side rather than die silently
-        conn.send(("error", f"{env_id} raised {type(exc).__name__}: {exc}"))
-    finally:
-        env.close()
-
-
-def _needs_tracking_camera(env: Any, env_kwargs: dict[str, Any]) -> bool:
-    if "camera_name" in env_kwargs or "camera_id" in env_kwargs:
-        return False
-    model = getattr(env.unwrapped, "model", None)
-    try:
-        import mujoco
-
-        return model is not None and mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, "track") >= 0
-    except (ImportError, TypeError):
-        return False
-
-
-def _check_spaces(env: _EnvProcess, payload: dict[str, Any], env_id: str) -> None:
+def _check_spaces(env: EnvProcess, payload: dict[str, Any], env_id: str) -> None:
     want = tuple(payload["observation_shape"])
     if env.observation_shape != want:
         raise UserError(f"{env_id} observations have shape {env.observation_shape}, but the checkpoint's policy "
@@ -158,15 +60,6 @@ def _check_spaces(env: _EnvProcess, payload: dict[str, Any], env_id: str) -> Non
             np.allclose(low, payload["action_low"]) and np.allclose(high, payload["action_high"])):
         raise UserError(f"{env_id} actions lie in [{low}, {high}], but the checkpoint's policy "
                         f"({payload['env_id']}) acts in [{payload['action_low']}, {payload['action_high']}]")
-
-
-def _video_writer(path: Path, fps: int) -> Any:
-    import imageio.v2 as imageio
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".mp4":
-        return imageio.get_writer(str(path), fps=fps, macro_block_size=2)
-    return imageio.get_writer(str(path), mode="I", duration=1000.0 / fps, loop=0)
 
 
 def play(argv: list[str] | None = None) -> float:
@@ -192,7 +85,7 @@ def play(argv: list[str] | None = None) -> float:
         render_mode = None
         if not args.no_render:
             print("no display found: playing without a window (use --video PATH to record)", flush=True)
-    env = _EnvProcess(env_id, env_kwargs, render_mode)
+    env = EnvProcess(env_id, env_kwargs, render_mode)
     writer = None
     try:
         _check_spaces(env, payload, env_id)
@@ -201,22 +94,12 @@ def play(argv: list[str] | None = None) -> float:
         print(f"playing {path} (step {payload['step']}) on {env_id}", flush=True)
         if args.video is not None:
             try:
-                writer = _video_writer(args.video, env.fps)
+                writer = video_writer(args.video, env.fps)
             except Exception as exc:
                 raise UserError(f"cannot write the video {args.video}: {type(exc).__name__}: {exc}") from None
         returns = []
         for episode in range(args.episodes):
-            obs, frame = env.reset(seed=args.seed if episode == 0 else None)
-            policy.reset()  # a recurrent policy starts the episode from its zero state
-            done, total = False, 0.0
-            while not done:
-                if writer is not None:
-                    writer.append_data(np.asarray(frame))
-                action = policy.act(np.asarray(obs, np.float32).reshape(-1), stochastic=args.stochastic)
-                obs, reward, done, frame = env.step(action)
-                total += reward
-            if writer is not None:
-                writer.append_data(np.asarray(frame))
+            total = play_episode(env, policy, args.seed if episode == 0 else None, writer, stochastic=args.stochastic)
             returns.append(total)
             print(f"episode {episode} return {total:.2f}", flush=True)
         mean = float(np.mean(returns))

@@ -26,9 +26,11 @@ from typing import Any
 from sac import checkpoint
 from sac.errors import UserError
 
-# Entries a resume may change: more steps, and the devices it now runs on (checkpoints do not depend
-# on them). The number of workers of a multi_worker run may not change (its replay buffers).
-CHANGEABLE = ("total_steps", "num_threads", "strategy", "cpu_replicas", "tpu_address", "worker_timeout")
+# Entries a resume may change: more steps, the devices it now runs on (checkpoints do not depend on
+# them), and pictures (videos, a window). The number of workers of a multi_worker run may not change
+# (its replay buffers).
+CHANGEABLE = ("total_steps", "num_threads", "strategy", "cpu_replicas", "tpu_address", "worker_timeout",
+              "video_every", "render")
 _CHANGEABLE_TEXT = ", ".join(CHANGEABLE[:-1]) + " and " + CHANGEABLE[-1]
 
 

@@ -27,7 +27,7 @@ from sacred.utils import SacredError, SacredInterrupt
 from sac import config as config_module
 from sac import distribute
 from sac import resume as resume_module
-from sac.envs import check_env_config
+from sac.envs import check_env_config, has_display
 from sac.errors import UserError
 
 # Capture printed output through Python (not a `tee` subprocess): the progress lines land in cout.txt.
@@ -121,6 +121,9 @@ def _check_before_anything_starts(config: dict[str, Any], command_name: str, log
         try:
             config_module.validate_config(config)
             check_env_config(config["env_id"], config["env_kwargs"])
+            if config["render"] and not has_display():
+                raise UserError("render=True needs a display (neither DISPLAY nor WAYLAND_DISPLAY is set); "
+                                "record videos without one with video_every=N")
             distribute.check_request(strategy=config["strategy"], cpu_replicas=config["cpu_replicas"],
                                      tpu_address=config["tpu_address"], batch_size=config["batch_size"],
                                      cluster=_cluster(config["strategy"]))

@@ -168,6 +168,33 @@ class StopsItsGrid(gym.Wrapper):
 
 
 gym.register("StopsItsGrid-v0", entry_point=StopsItsGrid)
+class LogsItsSteps(gym.Wrapper):
+    """Pendulum-v1 (rendered in `render_mode`) that writes each reset's and step's observation to
+    <log_dir>/<render_mode>-<pid>-<instance>.txt, so a test can compare what two copies did."""
+
+    metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 30}
+    _instances = 0
+
+    def __init__(self, log_dir: str = "", render_mode: str | None = None):
+        super().__init__(gym.make("Pendulum-v1", render_mode=render_mode))
+        LogsItsSteps._instances += 1
+        self._path = Path(log_dir) / f"{render_mode}-{os.getpid()}-{LogsItsSteps._instances}.txt"
+
+    def _log(self, kind, obs):
+        with open(self._path, "a") as f:
+            f.write(kind + " " + " ".join(repr(float(v)) for v in np.ravel(obs)) + "\n")
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        self._log("reset", obs)
+        return obs, info
+
+    def step(self, action):
+        result = self.env.step(action)
+        self._log("step", result[0])
+        return result
+
+
 gym.register("UnboundedAction-v0", entry_point=UnboundedAction)
 gym.register("BoxObservation2x3-v0", entry_point=BoxObservation2x3, max_episode_steps=20)
 gym.register("NoTimeLimit-v0", entry_point=NoTimeLimit)
@@ -176,3 +203,4 @@ gym.register("CrashesAtStep700-v0", entry_point=CrashesAtStep700)
 gym.register("NaNRewardAtStep50-v0", entry_point=NaNRewardAtStep50)
 gym.register("DictObservation-v0", entry_point=DictObservation)
 gym.register("TextObservation-v0", entry_point=TextObservation)
+gym.register("LogsItsSteps-v0", entry_point=LogsItsSteps, max_episode_steps=200)

@@ -122,7 +122,8 @@ def _tree_digest(root: Path) -> dict[str, str]:
     (["resume=5"], ["resume must be a run directory"]),
     (["resume=runs/1", "total_steps=200"], ["total_steps=200 is below step 300"]),
     (["resume=runs/1", "env_id=HalfCheetah-v5"], ["resume keeps runs/1's config: env_id='HalfCheetah-v5'",
-                                                  "only total_steps, num_threads, strategy, cpu_replicas, tpu_address and worker_timeout can change"]),
+                                                  "only total_steps, num_threads, strategy, cpu_replicas, tpu_address, worker_timeout, video_every and render "
+                                                  "can change"]),
     (["resume=runs/1", "seed=4"], ["seed=4 would change it (it was 0)"]),
     (["half_cheetah", "resume=runs/1"], ["drop the named config 'half_cheetah'"]),
     (["resume=runs/2", "total_steps=400"], ["was written for env 'Pendulum-v1'", "'MountainCarContinuous-v0'"]),
