@@ -178,7 +178,11 @@ class Grid:
         python = [sys.executable, "-m", "sac.train", "with"]
         if status.step is not None and status.head is not None:  # go on from its newest training state
             resume = status.head.relative_to(cell.directory)
-            return python + [f"resume={resume}", f"total_steps={cell.config['total_steps']}", self.num_threads_text]
+            # A resume keeps the run's config; only the entries a resume may change pass on.
+            changes = [t for t in self.override_texts if t.partition("=")[0].strip() in CHANGEABLE
+                       and t.partition("=")[0].strip() != "total_steps"]
+            return python + [f"resume={resume}", f"total_steps={cell.config['total_steps']}", *changes,
+                             self.num_threads_text]
         return python + [cell.config_name, f"seed={cell.seed}", *self.override_texts, self.num_threads_text]
 
     def start(self, cell: Cell, status: rundirs.CellStatus) -> None:

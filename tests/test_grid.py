@@ -125,3 +125,22 @@ def test_the_grid_command_line_matches_sacred(tmp_path):
     cells = grid.make_cells(tmp_path, ["hopper", "ant"], [0, 1], {})
     assert [(c.config_name, c.seed, c.directory.relative_to(tmp_path).as_posix()) for c in cells] == [
         ("hopper", 0, "hopper/seed0"), ("hopper", 1, "hopper/seed1"), ("ant", 0, "ant/seed0"), ("ant", 1, "ant/seed1")]
+
+
+def test_grid_commands_start_or_resume_with_what_may_change(tmp_path):
+    overrides = ["total_steps=5000", "gamma=0.9", "video_every=1000", "num_threads=1"]
+    cells = grid.make_cells(tmp_path, ["pendulum"], [3], dict(grid.parse_override(t) for t in overrides))
+    runner = grid.Grid(cells, overrides, parallel=2, report_every=60)
+    cell = cells[0]
+    fresh = runner.command(cell, rundirs.CellStatus("missing"))
+    assert fresh[fresh.index("-m"):] == ["-m", "sac.train", "with", "pendulum", "seed=3", "total_steps=5000",
+                                         "gamma=0.9", "video_every=1000", "num_threads=1"]
+    head = cell.directory / "runs" / "2"
+    resumed = runner.command(cell, rundirs.CellStatus("stopped", head=head, step=1200))
+    assert resumed[resumed.index("with") + 1:] == ["resume=runs/2", "total_steps=5000", "video_every=1000",
+                                                   "num_threads=1"]
+    # A stopped run without a training state starts again from scratch.
+    assert runner.command(cell, rundirs.CellStatus("stopped", head=head, step=None)) == fresh
+    # Without num_threads in the overrides, the cores are split between the runs at a time.
+    split = grid.Grid(cells, ["total_steps=5000"], parallel=2, report_every=60)
+    assert split.num_threads_text == f"num_threads={grid._num_threads(2)}"
