@@ -14,6 +14,7 @@ current step finish, saves the training state, and exits with status 128 + the s
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import sys
@@ -32,6 +33,9 @@ from sac.errors import UserError
 
 # Capture printed output through Python (not a `tee` subprocess): the progress lines land in cout.txt.
 SETTINGS.CAPTURE_MODE = "sys"
+# Sacred shows INFO records of every library; with MUJOCO_GL=egl set (headless servers), importing
+# mujoco makes PyOpenGL log that its optional accelerator is missing. Not worth a user's line.
+logging.getLogger("OpenGL").setLevel(logging.WARNING)
 
 
 class CommandLineError(SacredError):
