@@ -296,16 +296,16 @@ def _name_list(text: str) -> list[str]:
     return names
 
 
-def discover(results: Path) -> tuple[list[str], list[int]]:
-    """The configs and seeds that have cells in `results` (for --status without --configs)."""
-    names, seeds = [], set()
+def discover(results: Path) -> list[tuple[str, int]]:
+    """The (named config, seed) cells that exist in `results` (for --status without --configs)."""
+    found = []
     for config_dir in sorted(p for p in results.iterdir() if p.is_dir()) if results.is_dir() else []:
-        found = [int(p.name[4:]) for p in config_dir.iterdir() if p.is_dir() and p.name.startswith("seed")
-                 and p.name[4:].isdigit()]
-        if found and config_dir.name in config_module.NAMED_CONFIGS:
-            names.append(config_dir.name)
-            seeds.update(found)
-    return names, sorted(seeds)
+        if config_dir.name not in config_module.NAMED_CONFIGS:
+            continue
+        seeds = sorted(int(p.name[4:]) for p in config_dir.iterdir()
+                       if p.is_dir() and p.name.startswith("seed") and p.name[4:].isdigit())
+        found += [(config_dir.name, seed) for seed in seeds]
+    return found
 
 
 def _own_total(cell: Cell) -> Cell:
@@ -334,14 +334,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.parallel < 1:
             raise UserError(f"--parallel must be at least 1, got {args.parallel}")
         overrides = dict(parse_override(text) for text in args.overrides)
-        configs, seeds = args.configs, args.seeds
-        if configs is None:
+        if args.configs is None:
             if not args.status:
                 raise UserError("name the configs to train: --configs half_cheetah,hopper")
-            configs, seeds = discover(args.results)
-            if not configs:
+            found = discover(args.results)
+            if not found:
                 raise UserError(f"{args.results} holds no grid cells (<config>/seed<N>/)")
-        cells = make_cells(args.results, configs, seeds, overrides)
+            cells = [cell for name, seed in found for cell in make_cells(args.results, [name], [seed], overrides)]
+        else:
+            cells = make_cells(args.results, args.configs, args.seeds, overrides)
         if args.status:
             if "total_steps" not in overrides:  # each run's own total, not its named config's
                 cells = [_own_total(cell) for cell in cells]

@@ -149,7 +149,9 @@ def inspect(cell: Path, target_steps: int) -> CellStatus:
     if _still_running(head) is not None:
         step = max([s for s in (state_step, rates.steps[-1] if rates.steps else None) if s is not None],
                    default=None)
-        rate = rates.values[-1] if rates.values and rates.steps[-1] >= (state_step or 0) else None
+        # The newest rate logged by the process now running (not one from before its resume).
+        since = (read_json(head / "resume.json") or {}).get("step", 0) if len(parts) > 1 else 0
+        rate = rates.values[-1] if rates.values and rates.steps[-1] > since else None
         return CellStatus("running", head, step, rate, eval_return, config)
     if state_step is not None and state_step >= target_steps:
         return CellStatus("done", head, state_step, None, eval_return, config)
