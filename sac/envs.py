@@ -101,6 +101,24 @@ def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None, render_mode:
     return env
 
 
+def episode_start(env: gym.Env, seed: int | None) -> dict[str, Any]:
+    """What a reset(seed=seed) of `env`, about to happen, starts from: the seed, or (unseeded) the
+    state of the env's generator, from which the env draws its initial state. Plain data."""
+    if seed is not None:
+        return {"seed": int(seed)}
+    return {"rng": env.unwrapped.np_random.bit_generator.state}
+
+
+def prepare_episode(env: gym.Env, start: dict[str, Any]) -> None:
+    """Arrange that the next unseeded reset() of `env` starts the episode recorded in `start`."""
+    if "rng" in start:
+        generator = np.random.Generator(getattr(np.random, start["rng"]["bit_generator"])())
+        generator.bit_generator.state = start["rng"]
+        env.unwrapped.np_random = generator
+    else:
+        env.unwrapped.np_random, _ = seeding.np_random(start["seed"])
+
+
 class EpisodeStartRecorder(gym.Wrapper):
     """Remembers the random state each episode starts from, so a resumed run can start the same
     episode again: the env's own state (MuJoCo's simulator, say) is not saved in a checkpoint, but
@@ -111,20 +129,12 @@ class EpisodeStartRecorder(gym.Wrapper):
         self.episode_start: dict[str, Any] | None = None
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
-        if seed is not None:
-            self.episode_start = {"seed": int(seed)}
-        else:
-            self.episode_start = {"rng": self.env.unwrapped.np_random.bit_generator.state}
+        self.episode_start = episode_start(self.env, seed)
         return self.env.reset(seed=seed, options=options)
 
-    def restart_episode(self, episode_start: dict[str, Any]) -> None:
-        """Arrange that the next unseeded reset() starts the episode recorded in `episode_start`."""
-        if "rng" in episode_start:
-            generator = np.random.Generator(np.random.PCG64())
-            generator.bit_generator.state = episode_start["rng"]
-            self.env.unwrapped.np_random = generator
-        else:
-            self.env.unwrapped.np_random, _ = seeding.np_random(episode_start["seed"])
+    def restart_episode(self, start: dict[str, Any]) -> None:
+        """Arrange that the next unseeded reset() starts the episode recorded in `start`."""
+        prepare_episode(self.env, start)
 
 
 def make_vector_env(env_id: str, env_kwargs: dict[str, Any] | None, num_envs: int,

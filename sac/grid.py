@@ -16,7 +16,8 @@ on a new machine with the folder copied over) and it looks at every cell (sac/ru
   missing  started
 A larger total_steps on a later command extends finished runs (resume= with the new total).
 Ctrl-C or SIGTERM stops the grid: each of its runs gets one SIGTERM, finishes its step, saves its
-training state and exits; run the command again to continue. A grid killed outright (kill -9)
+training state and exits; run the command again to continue (a second Ctrl-C passes a second
+SIGTERM on, which stops the runs at once: they go on later from their newest checkpoint). A grid killed outright (kill -9)
 leaves its runs training: they run in sessions of their own, and the next grid command sees them
 as running and does not start them twice.
 
@@ -27,18 +28,19 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import os
+import socket
 import signal
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from sac import checkpoint, rundirs
 from sac import config as config_module
-from sac import rundirs
 from sac.errors import UserError
 from sac.resume import CHANGEABLE
 
@@ -86,8 +88,8 @@ def make_cells(results: Path, config_names: list[str], seeds: list[int], overrid
     if "seed" in overrides or "resume" in overrides:
         raise UserError("the grid sets seed (--seeds) and resume itself; drop them from the overrides")
     cells = []
-    for name in config_names:
-        for seed in seeds:
+    for name in dict.fromkeys(config_names):  # each once, in the order given
+        for seed in dict.fromkeys(seeds):
             cells.append(Cell(name, seed, results / name / f"seed{seed}", full_config(name, {**overrides, "seed": seed})))
     return cells
 
@@ -169,15 +171,15 @@ class Grid:
         self.children: dict[Cell, subprocess.Popen] = {}
         self.tried: set[Cell] = set()
         self.signals: list[int] = []
-        self.wake = threading.Event()
+        self.forwarded: dict[Cell, int] = {}
 
     def say(self, text: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {text}", file=self.stream, flush=True)
 
     def command(self, cell: Cell, status: rundirs.CellStatus) -> list[str]:
         python = [sys.executable, "-m", "sac.train", "with"]
-        if status.step is not None and status.head is not None:  # go on from its newest training state
-            resume = status.head.relative_to(cell.directory)
+        if status.resume_from is not None:  # go on from its newest training state
+            resume = status.resume_from.relative_to(cell.directory)
             # A resume keeps the run's config; only the entries a resume may change pass on.
             changes = [t for t in self.override_texts if t.partition("=")[0].strip() in CHANGEABLE
                        and t.partition("=")[0].strip() != "total_steps"]
@@ -195,9 +197,13 @@ class Grid:
             log.flush()
             # A session of its own: a Ctrl-C in the grid's terminal reaches the grid only, which then
             # stops each run with one SIGTERM (a second signal would stop a run before it saves).
-            self.children[cell] = subprocess.Popen(argv, cwd=cell.directory, stdout=log, stderr=subprocess.STDOUT,
-                                                   stdin=subprocess.DEVNULL, env=env, start_new_session=True)
-        how = "resuming" if "with" in argv and any(a.startswith("resume=") for a in argv) else "starting"
+            child = subprocess.Popen(argv, cwd=cell.directory, stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        self.children[cell] = child
+        # Seen as running from now on (sac.train writes its own process.json only once it has started).
+        checkpoint.write_atomically(cell.directory / rundirs.LAUNCH_FILE, json.dumps(
+            {"pid": child.pid, "host": socket.gethostname()}).encode())
+        how = "resuming" if any(a.startswith("resume=") for a in argv) else "starting"
         where = f" from step {status.step}" if how == "resuming" else ""
         self.say(f"{how} {cell.label}{where} (pid {self.children[cell].pid}; log {cell.directory / 'log.txt'})")
 
@@ -211,20 +217,29 @@ class Grid:
             if st.state == "done":
                 ret = f"; eval return {st.eval_return:.1f}" if st.eval_return is not None else ""
                 self.say(f"done: {cell.label} at step {st.step}{ret}")
-            elif code in (128 + signal.SIGTERM, 128 + signal.SIGINT) or self.signals:
-                self.say(f"stopped: {cell.label} at step {st.step} (training state saved)")
+            elif code in (128 + signal.SIGTERM, 128 + signal.SIGINT):  # sac.train saved its state and said so
+                self.say(f"stopped: {cell.label}; newest training state at step {st.step}")
+            elif self.signals:
+                self.say(f"stopped: {cell.label} (exit status {code}; newest training state at step {st.step})")
             else:
                 self.say(f"FAILED: {cell.label} (exit status {code}): {_last_line(cell.directory / 'log.txt')}")
 
     def on_signal(self, signum: int, frame: Any) -> None:
+        # Only noted here: the loop passes it on (a handler that took locks or started processes
+        # could interrupt the loop in the middle of the same).
         self.signals.append(signum)
-        for child in self.children.values():
-            if child.poll() is None:
+
+    def forward_signals(self) -> None:
+        """Each run gets as many SIGTERMs as the grid got signals, at most two: the first lets it
+        save and stop, a second (a second Ctrl-C) stops it at once, as sac.train does."""
+        for cell, child in self.children.items():
+            due = min(len(self.signals), 2)
+            while self.forwarded.get(cell, 0) < due and child.poll() is None:
                 try:
                     child.send_signal(signal.SIGTERM)
                 except ProcessLookupError:
-                    pass
-        self.wake.set()
+                    break
+                self.forwarded[cell] = self.forwarded.get(cell, 0) + 1
 
     def run(self) -> int:
         previous = {s: signal.signal(s, self.on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
@@ -239,6 +254,7 @@ class Grid:
         last_report = time.monotonic()
         print(status_table(self.cells, self.parallel), file=self.stream, flush=True)
         while True:
+            self.forward_signals()
             self.reap()
             if self.signals:
                 if not self.children:
@@ -246,11 +262,12 @@ class Grid:
                              "again to continue")
                     return 128 + self.signals[0]
             else:
-                statuses = {cell: rundirs.inspect(cell.directory, cell.config["total_steps"]) for cell in self.cells}
+                statuses = {cell: rundirs.inspect(cell.directory, cell.config["total_steps"], read_metrics=False)
+                            for cell in self.cells}
                 elsewhere = sum(1 for c, s in statuses.items() if s.state == "running" and c not in self.children)
                 waiting = [c for c, s in statuses.items()
                            if s.state in ("missing", "stopped", "failed") and c not in self.tried]
-                while waiting and len(self.children) + elsewhere < self.parallel:
+                while waiting and len(self.children) + elsewhere < self.parallel and not self.signals:
                     cell = waiting.pop(0)
                     self.tried.add(cell)
                     self.start(cell, statuses[cell])
@@ -267,8 +284,7 @@ class Grid:
                 if time.monotonic() - last_report >= self.report_every:
                     last_report = time.monotonic()
                     print(status_table(self.cells, self.parallel), file=self.stream, flush=True)
-            self.wake.wait(self.poll_seconds)
-            self.wake.clear()
+            time.sleep(self.poll_seconds)  # a signal ends it early; the loop passes the signal on
 
 
 def _last_line(path: Path) -> str:

@@ -239,7 +239,9 @@ def train_loop(*, envs: gym.vector.VectorEnv, eval_envs: gym.vector.VectorEnv, a
             logger.scalars({"eval/return_mean": returns.mean(), "eval/return_min": returns.min(),
                             "eval/return_max": returns.max(), "eval/return_std": returns.std()}, step)
         if video is not None and schedule.video_every and schedule.is_due(previous_step, step, schedule.video_every):
+            filming = time.perf_counter()
             video(agent.policy, step)  # one evaluation episode on film (sac/rendering.py); draws no random numbers
+            window_start += time.perf_counter() - filming  # steps/s counts training, not filming
 
         # 5. Log losses, temperature, entropy, Q and speed; print progress.
         if schedule.is_due(previous_step, step, schedule.log_every):

@@ -61,28 +61,20 @@ class EnvProcess:
         self.conn.send(("step", action))
         return self._receive()[1:]
 
-    def close(self) -> None:
+    def close(self, wait_seconds: float = 10.0) -> None:
+        """Ask the process to end (after what it was sent before) and wait for it, at most
+        `wait_seconds`; then end it."""
         try:
             self.conn.send(("close", None))
         except (BrokenPipeError, OSError):
             pass
-        self._process.join(10)
+        self._process.join(wait_seconds)
         if self._process.is_alive():
             self._process.kill()
 
 
-def _start_episode(env: gym.Env, episode_start: dict[str, Any]) -> Any:
-    """Reset `env` the way another copy started its episode (sac.envs.EpisodeStartRecorder's record)."""
-    if "seed" in episode_start:
-        return env.reset(seed=episode_start["seed"])
-    generator = np.random.Generator(np.random.PCG64())
-    generator.bit_generator.state = episode_start["rng"]
-    env.unwrapped.np_random = generator
-    return env.reset()
-
-
 def _env_worker(conn: Any, env_id: str, env_kwargs: dict[str, Any], render_mode: str | None) -> None:
-    from sac.envs import make_env, prepare_headless_rendering
+    from sac.envs import make_env, prepare_episode, prepare_headless_rendering
 
     if render_mode == "rgb_array":
         prepare_headless_rendering()
@@ -113,7 +105,8 @@ def _env_worker(conn: Any, env_id: str, env_kwargs: dict[str, Any], render_mode:
                 conn.send(("ok", obs, float(reward), bool(terminated or truncated),
                            env.render() if record else None))
             elif command == "start":  # a viewer: no answers, it only shows (render_mode "human")
-                _start_episode(env, argument)
+                prepare_episode(env, argument)
+                env.reset()
             elif command == "show":
                 env.step(argument)
             else:
@@ -239,7 +232,9 @@ class Viewer:
         self._send(("show", np.asarray(action)))
 
     def close(self) -> None:
-        self._env.close()
+        # The window may lag behind training (it draws at its own pace): let it show what it was
+        # sent, for at most a minute.
+        self._env.close(wait_seconds=60.0)
 
 
 class ShownInViewer(gym.Wrapper):
@@ -250,11 +245,9 @@ class ShownInViewer(gym.Wrapper):
         self._viewer = viewer
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
-        if seed is not None:
-            start = {"seed": int(seed)}
-        else:
-            start = {"rng": self.env.unwrapped.np_random.bit_generator.state}
-        self._viewer.start(start)
+        from sac.envs import episode_start
+
+        self._viewer.start(episode_start(self.env, seed))
         return self.env.reset(seed=seed, options=options)
 
     def step(self, action: Any) -> tuple:

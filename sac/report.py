@@ -56,17 +56,11 @@ class SeedCurve:
 
 
 def _heads(root: Path) -> list[Path]:
-    """Newest parts of the runs below `root` (run directories nobody resumed)."""
-    found = []
-    for run_json in sorted(Path(root).rglob("run.json")):
-        run = run_json.parent
-        if "_sources" in run.parts or not (run / "config.json").is_file():
-            continue
-        successor = rundirs.read_json(run / "resumed_by.json")
-        if isinstance(successor, dict) and Path(str(successor.get("run_dir"))).is_dir():
-            continue
-        found.append(run)
-    return found
+    """Newest parts of the runs below `root`: run directories that no other run continues."""
+    runs = [p.parent for p in sorted(Path(root).rglob("run.json"))
+            if "_sources" not in p.parts and (p.parent / "config.json").is_file()]
+    continued = {part.resolve() for run in runs for part in rundirs.parts_of(run)[:-1]}
+    return [run for run in runs if run.resolve() not in continued]
 
 
 def curve_of_run(head: Path) -> SeedCurve | None:
@@ -98,8 +92,9 @@ def read_csv_curve(path: Path, env_id: str) -> SeedCurve:
                      column["eval_return_min"], column["eval_return_max"], column["wall_seconds"], str(path))
 
 
-def load_curves(paths: list[Path]) -> dict[str, list[SeedCurve]]:
-    """Every run below `paths`, grouped by env id; per env and seed the run that got furthest."""
+def load_curves(paths: list[Path], warn: Any = None) -> dict[str, list[SeedCurve]]:
+    """Every run below `paths`, grouped by env id; per env and seed the run that got furthest (the
+    others are named through `warn`, a function taking a message)."""
     chosen: dict[tuple[str, int], SeedCurve] = {}
     for path in paths:
         if not Path(path).exists():
@@ -110,7 +105,13 @@ def load_curves(paths: list[Path]) -> dict[str, list[SeedCurve]]:
             if curve is None:
                 continue
             key = (curve.env_id, curve.seed)
-            if key not in chosen or curve.steps[-1] > chosen[key].steps[-1]:
+            if key in chosen:
+                kept, dropped = sorted((chosen[key], curve), key=lambda c: -int(c.steps[-1]))
+                chosen[key] = kept
+                if warn is not None:
+                    warn(f"{curve.env_id} seed {curve.seed}: two runs; using {kept.source} (to step "
+                         f"{kept.steps[-1]}), not {dropped.source} (to step {dropped.steps[-1]})")
+            else:
                 chosen[key] = curve
     grouped: dict[str, list[SeedCurve]] = {}
     for (env_id, _), curve in sorted(chosen.items()):
@@ -143,11 +144,15 @@ class SeedStats:
     high: np.ndarray
 
 
-def across_seeds(curves: list[SeedCurve]) -> SeedStats:
+def across_seeds(curves: list[SeedCurve], common_only: bool = False) -> SeedStats:
+    """With `common_only`, only up to the last step every seed reached."""
     steps = np.unique(np.concatenate([c.steps for c in curves]))
+    if common_only:
+        steps = steps[steps <= min(int(c.steps[-1]) for c in curves)]
     table = np.full((len(curves), len(steps)), np.nan)
     for row, curve in enumerate(curves):
-        table[row, np.searchsorted(steps, curve.steps)] = curve.mean
+        kept = np.isin(curve.steps, steps)
+        table[row, np.searchsorted(steps, curve.steps[kept])] = curve.mean[kept]
     present = ~np.isnan(table)
     with np.errstate(invalid="ignore"):
         return SeedStats(steps, present.sum(0), np.nanmean(table, 0), np.nanmin(table, 0), np.nanmax(table, 0))
@@ -224,12 +229,12 @@ def _steps_text(step: int) -> str:
     return str(step)
 
 
-def table_rows(grouped: dict[str, list[SeedCurve]], steps: list[int], anchors: list[Anchor],
+def table_rows(grouped: dict[str, list[SeedCurve]], steps: list[int] | None, anchors: list[Anchor],
                reps: int = 50_000) -> list[dict[str, Any]]:
-    """Per env and chosen step: the figures the table shows (numbers, for tests and the markdown)."""
+    """Per env and chosen step (None: each seed's last step of that env): the figures the table shows."""
     rows = []
     for env_id, curves in grouped.items():
-        for step in steps:
+        for step in steps if steps else sorted({int(c.steps[-1]) for c in curves}):
             scores = np.array([c.mean[c.steps == step][0] for c in curves if np.any(c.steps == step)])
             if scores.size == 0:
                 continue
@@ -253,18 +258,18 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 
 def draw_env(ax: Any, env_id: str, curves: list[SeedCurve], anchors: list[Anchor]) -> SeedStats:
-    """One env's panel: each seed thin, the mean over seeds with the min/max band. Returns what it drew."""
-    stats = across_seeds(curves)
+    """One env's panel: each seed thin, the mean over seeds with the min/max band up to the last step
+    every seed reached (beyond it only the seeds that went on, thin). Returns what it drew."""
+    stats = across_seeds(curves, common_only=True)
     for curve in curves:
         ax.plot(curve.steps, curve.mean, color="tab:blue", alpha=0.35, linewidth=0.8, label=f"seed {curve.seed}",
                 gid=f"seed{curve.seed}")
     ax.fill_between(stats.steps, stats.low, stats.high, color="tab:blue", alpha=0.2, linewidth=0,
                     label="min/max over seeds", gid="band")
-    seeds = sorted(c.seed for c in curves)
-    ax.plot(stats.steps, stats.mean, color="tab:blue", linewidth=2, label=f"mean of {len(seeds)} seed(s)", gid="mean")
-    shown = set()
+    ax.plot(stats.steps, stats.mean, color="tab:blue", linewidth=2, label=f"mean of {len(curves)} seed(s)", gid="mean")
+    last = max(int(c.steps[-1]) for c in curves)
     for anchor in anchors:
-        if anchor.env == base_env(env_id) and anchor.step <= stats.steps[-1] * 1.05 and anchor.source not in shown:
+        if anchor.env == base_env(env_id) and anchor.step <= last * 1.05:
             ax.scatter([anchor.step], [anchor.value], marker="x", color="black", zorder=3, s=20)
             ax.annotate(anchor.source, (anchor.step, anchor.value), fontsize=6, xytext=(3, 3), textcoords="offset points")
     ax.set_title(env_id, fontsize=10)
@@ -273,6 +278,11 @@ def draw_env(ax: Any, env_id: str, curves: list[SeedCurve], anchors: list[Anchor
     ax.grid(alpha=0.3)
     ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
     return stats
+
+
+def file_name(env_id: str) -> str:
+    """An env id as a file name (ALE/Pong-v5 -> ALE_Pong-v5)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", env_id)
 
 
 def _figure_module() -> Any:
@@ -284,7 +294,7 @@ def _figure_module() -> Any:
     return plt
 
 
-def write_report(grouped: dict[str, list[SeedCurve]], out: Path, steps: list[int], anchors: list[Anchor],
+def write_report(grouped: dict[str, list[SeedCurve]], out: Path, steps: list[int] | None, anchors: list[Anchor],
                  reps: int = 50_000) -> dict[str, Any]:
     """Write the PNGs, the table and the per-seed CSVs into `out`; returns the table rows."""
     plt = _figure_module()
@@ -294,11 +304,11 @@ def write_report(grouped: dict[str, list[SeedCurve]], out: Path, steps: list[int
         draw_env(ax, env_id, curves, anchors)
         ax.legend(fontsize=7, loc="lower right")
         fig.tight_layout()
-        fig.savefig(out / f"{env_id}.png", dpi=110)
+        fig.savefig(out / f"{file_name(env_id)}.png", dpi=110)
         plt.close(fig)
-        (out / env_id).mkdir(exist_ok=True)
+        (out / file_name(env_id)).mkdir(exist_ok=True)
         for curve in curves:
-            with open(out / env_id / f"seed{curve.seed}.csv", "w", newline="") as f:
+            with open(out / file_name(env_id) / f"seed{curve.seed}.csv", "w", newline="") as f:
                 writer = csv.writer(f)
                 writer.writerow(CSV_COLUMNS)
                 for i in range(len(curve.steps)):
@@ -323,21 +333,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sac.report", description=__doc__.split("\n")[0].split(": ", 1)[1])
     parser.add_argument("paths", nargs="+", type=Path, help="results folders, runs/ folders, run directories or CSV folders")
     parser.add_argument("--out", type=Path, required=True, help="where the PNGs, table.md and CSVs go")
-    parser.add_argument("--steps", default="", help="the table's steps, comma-separated (default: each env's last)")
+    parser.add_argument("--steps", default="", help="the table's steps, comma-separated (default: each seed's last step, per env)")
     parser.add_argument("--anchors", type=Path, default=_DEFAULT_ANCHORS,
                         help="published figures, env,step,return,source,note (default benchmarks/anchors.csv)")
     parser.add_argument("--reps", type=int, default=50_000, help="bootstrap replicates (rliable's default 50,000)")
     args = parser.parse_args(argv)
     try:
-        steps = [int(float(s)) for s in args.steps.split(",") if s.strip()]
-        grouped = load_curves(args.paths)
+        steps = [int(float(s)) for s in args.steps.split(",") if s.strip()] or None
+        grouped = load_curves(args.paths, warn=lambda message: print(f"warning: {message}", file=sys.stderr))
         anchors = read_anchors(args.anchors) if args.anchors and args.anchors.is_file() else []
-        if not steps:
-            steps = sorted({int(c.steps[-1]) for curves in grouped.values() for c in curves})
         for env_id, curves in grouped.items():
             differing = config_differences(curves)
             if differing:
                 print(f"warning: the {env_id} runs differ in {', '.join(differing)}", file=sys.stderr)
+            for step in steps or []:
+                if step <= max(int(c.steps[-1]) for c in curves) and not any(np.any(c.steps == step) for c in curves):
+                    print(f"warning: no {env_id} run was evaluated at step {step} (its table has no row there)",
+                          file=sys.stderr)
         result = write_report(grouped, args.out, steps, anchors, reps=args.reps)
     except (UserError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -57,17 +57,33 @@ def record_process(run_dir: Path) -> None:
         {"pid": os.getpid(), "host": socket.gethostname()}).encode())
 
 
-def _still_running(run_dir: Path) -> int | None:
+def process_alive(pid: Any, name: bytes = b"sac.train") -> bool:
+    """Whether process `pid` on this machine is alive (and, where /proc shows command lines, runs
+    `name`, so that a reused pid is not taken for it)."""
+    try:
+        pid = int(pid)
+    except (TypeError, ValueError):
+        return False
+    if Path("/proc/self").is_dir():
+        try:
+            return name in Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+    try:  # macOS and others without /proc: the pid exists
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def still_running(run_dir: Path) -> int | None:
     """The pid of the sac.train process still training in run_dir on this machine, if any."""
-    process = _read_json(run_dir / "process.json")
+    process = _read_json(Path(run_dir) / "process.json")
     if not isinstance(process, dict) or process.get("host") != socket.gethostname():
         return None
-    pid = process.get("pid")
-    try:
-        cmdline = Path(f"/proc/{int(pid)}/cmdline").read_bytes()
-    except (OSError, TypeError, ValueError):
-        return None
-    return int(pid) if b"sac.train" in cmdline else None
+    return int(process["pid"]) if process_alive(process.get("pid")) else None
 
 
 def state_directory(run_dir: Path, worker_index: int = 0) -> Path:
@@ -111,7 +127,7 @@ def plan(run_dir: Path, old_config: dict[str, Any] | None, cli_updates: dict[str
         if key not in old_config or old_config[key] != value:
             raise UserError(f"resume keeps {run_dir}'s config: {key}={value!r} would change it "
                             f"(it was {old_config.get(key)!r}); only {_CHANGEABLE_TEXT} can change")
-    pid = _still_running(run_dir)
+    pid = still_running(run_dir)
     if pid is not None:
         raise UserError(f"{run_dir} is still running (process {pid}); stop it first (SIGTERM saves its state), "
                         "then resume it")

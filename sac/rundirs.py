@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sac import checkpoint
-from sac.resume import _still_running
+from sac.resume import process_alive, still_running
 
 
 def read_json(path: Path) -> Any | None:
@@ -35,19 +37,30 @@ def _run_ids(cell: Path) -> list[Path]:
     return sorted((p for p in runs.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
 
 
+def _origin(part: Path) -> Path | None:
+    """The run `part` resumed: its resume.json's link, else (a resume that died while starting,
+    before writing resume.json) the resume= entry of its config.json, relative to the folder the
+    run was started in (runs/<id>/../..)."""
+    link = read_json(part / "resume.json")
+    target = link.get("resumed_from") if isinstance(link, dict) else None
+    if not target:
+        config = read_json(part / "config.json")
+        target = config.get("resume") if isinstance(config, dict) else None
+        if not target:
+            return None
+        target = Path(target) if Path(target).is_absolute() else part.parent.parent / target
+    target = Path(target)
+    if not target.is_dir():
+        target = part.parent / target.name  # a results folder copied elsewhere: look beside it
+    return target if target.is_dir() else None
+
+
 def parts_of(head: Path) -> list[Path]:
-    """The parts of the run whose newest part is `head`, oldest first (following resume.json back;
-    a part recorded at a path that no longer exists is looked for beside `head`, for a results
-    folder copied elsewhere)."""
+    """The parts of the run whose newest part is `head`, oldest first."""
     parts = [Path(head)]
     while len(parts) < 10_000:
-        origin = read_json(parts[-1] / "resume.json")
-        if not (isinstance(origin, dict) and origin.get("resumed_from")):
-            break
-        parent = Path(origin["resumed_from"])
-        if not parent.is_dir():
-            parent = parts[-1].parent / parent.name
-        if not parent.is_dir() or parent in parts:
+        parent = _origin(parts[-1])
+        if parent is None or parent in parts:
             break
         parts.append(parent)
     return parts[::-1]
@@ -133,27 +146,55 @@ class CellStatus:
     steps_per_second: float | None = None  # running: the newest logged rate
     eval_return: float | None = None  # the newest evaluation's mean return
     config: dict | None = None  # the head's config.json
+    resume_from: Path | None = None  # the part `resume=` should name (it has, or links to, the state)
 
 
-def inspect(cell: Path, target_steps: int) -> CellStatus:
-    """Where the run in `cell` stands against `target_steps` (the total it should reach)."""
+LAUNCH_FILE = "launched.json"  # written by sac.grid beside runs/: the pid it started, before Sacred runs
+
+
+def _launched_alive(cell: Path) -> bool:
+    """The process sac.grid started for `cell` is alive (and, where /proc shows it, works in `cell`:
+    a reused pid is not taken for it)."""
+    launched = read_json(Path(cell) / LAUNCH_FILE)
+    if not (isinstance(launched, dict) and launched.get("host") == socket.gethostname()
+            and process_alive(launched.get("pid"))):
+        return False
+    try:
+        return Path(os.readlink(f"/proc/{int(launched['pid'])}/cwd")) == Path(cell).resolve()
+    except OSError:
+        return not Path("/proc/self").is_dir()
+
+
+def inspect(cell: Path, target_steps: int, read_metrics: bool = True) -> CellStatus:
+    """Where the run in `cell` stands against `target_steps` (the total it should reach). Without
+    `read_metrics` the metrics files are not read (no rate, no eval return): what scheduling needs."""
     parts = chain(cell)
+    alive = _launched_alive(cell) or (bool(parts) and still_running(parts[-1]) is not None)
     if not parts:
-        return CellStatus("missing")
+        return CellStatus("running" if alive else "missing")
     head = parts[-1]
     config = read_json(head / "config.json")
     state_step = newest_state_step(parts)
-    curves = metric_curves(parts, ["eval/return_mean", "train/steps_per_second"])
-    evals, rates = curves["eval/return_mean"], curves["train/steps_per_second"]
-    eval_return = evals.values[-1] if evals.values else None
-    if _still_running(head) is not None:
-        step = max([s for s in (state_step, rates.steps[-1] if rates.steps else None) if s is not None],
-                   default=None)
+    # resume= names the newest part that holds a state or links back to one (a part that died
+    # while starting holds neither); sac.resume follows the links from there.
+    resume_from = None
+    if state_step is not None:
+        resume_from = next(p for p in reversed(parts) if newest_state_step([p]) is not None
+                           or isinstance(read_json(p / "resume.json"), dict))
+    rate, eval_return, logged_step = None, None, None
+    if read_metrics:
+        curves = metric_curves(parts, ["eval/return_mean", "train/steps_per_second"])
+        evals, rates = curves["eval/return_mean"], curves["train/steps_per_second"]
+        eval_return = evals.values[-1] if evals.values else None
         # The newest rate logged by the process now running (not one from before its resume).
         since = (read_json(head / "resume.json") or {}).get("step", 0) if len(parts) > 1 else 0
-        rate = rates.values[-1] if rates.values and rates.steps[-1] > since else None
-        return CellStatus("running", head, step, rate, eval_return, config)
+        if rates.steps and rates.steps[-1] > since:
+            rate, logged_step = rates.values[-1], rates.steps[-1]
+    if alive:
+        step = max([s for s in (state_step, logged_step) if s is not None], default=None)
+        return CellStatus("running", head, step, rate, eval_return, config, resume_from)
     if state_step is not None and state_step >= target_steps:
-        return CellStatus("done", head, state_step, None, eval_return, config)
+        return CellStatus("done", head, state_step, None, eval_return, config, resume_from)
     status = (read_json(head / "run.json") or {}).get("status")
-    return CellStatus("failed" if status == "FAILED" else "stopped", head, state_step, None, eval_return, config)
+    return CellStatus("failed" if status == "FAILED" else "stopped", head, state_step, None, eval_return, config,
+                      resume_from)

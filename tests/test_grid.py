@@ -3,6 +3,7 @@ started twice; bad requests are refused before anything starts; the status table
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,11 @@ def _grid(results: Path, seeds: str, arm_file: Path, *extra: str):
                     *_overrides(arm_file)], results.parent, timeout=900)
 
 
+def _started(output: str, seed: int) -> bool:
+    """Whether the grid started or resumed that seed's run."""
+    return re.search(rf"(starting|resuming) pendulum seed {seed} ", output) is not None
+
+
 def _runs(cell: Path) -> list[Path]:
     return sorted((p for p in (cell / "runs").iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
 
@@ -46,7 +52,7 @@ def test_grid_stopped_halfway_and_restarted_ends_complete_without_running_anythi
     second = _grid(results, "0,1,2", arm, "--parallel", "1")
     assert second.returncode == 143, second.stdout[-3000:] + second.stderr[-3000:]
     assert not arm.exists()
-    assert "starting pendulum seed 1" in second.stdout and "seed 0 (pid" not in second.stdout
+    assert "starting pendulum seed 1" in second.stdout and not _started(second.stdout, 0)
     assert "stopped: pendulum seed 1" in second.stdout and "grid stopped" in second.stdout
     assert not (results / "pendulum" / "seed2").exists()
     stopped = rundirs.inspect(results / "pendulum" / "seed1", TOTAL)
@@ -64,7 +70,7 @@ def test_grid_stopped_halfway_and_restarted_ends_complete_without_running_anythi
     third = _grid(results, "0,1,2", arm, "--parallel", "2")
     assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
     assert f"resuming pendulum seed 1 from step {stopped.step}" in third.stdout
-    assert "starting pendulum seed 2" in third.stdout and "seed 0 (pid" not in third.stdout
+    assert "starting pendulum seed 2" in third.stdout and not _started(third.stdout, 0)
     assert "grid complete" in third.stdout
 
     for seed, parts in ((0, 1), (1, 2), (2, 1)):
@@ -84,7 +90,7 @@ def test_grid_stopped_halfway_and_restarted_ends_complete_without_running_anythi
 
     # 4. Everything done: the grid starts nothing.
     fourth = _grid(results, "0,1,2", arm)
-    assert fourth.returncode == 0 and "starting" not in fourth.stdout and "resuming" not in fourth.stdout
+    assert fourth.returncode == 0 and not any(_started(fourth.stdout, seed) for seed in range(3))
     assert "grid complete" in fourth.stdout
 
 
@@ -136,7 +142,7 @@ def test_grid_commands_start_or_resume_with_what_may_change(tmp_path):
     assert fresh[fresh.index("-m"):] == ["-m", "sac.train", "with", "pendulum", "seed=3", "total_steps=5000",
                                          "gamma=0.9", "video_every=1000", "num_threads=1"]
     head = cell.directory / "runs" / "2"
-    resumed = runner.command(cell, rundirs.CellStatus("stopped", head=head, step=1200))
+    resumed = runner.command(cell, rundirs.CellStatus("stopped", head=head, step=1200, resume_from=head))
     assert resumed[resumed.index("with") + 1:] == ["resume=runs/2", "total_steps=5000", "video_every=1000",
                                                    "num_threads=1"]
     # A stopped run without a training state starts again from scratch.
@@ -144,3 +150,28 @@ def test_grid_commands_start_or_resume_with_what_may_change(tmp_path):
     # Without num_threads in the overrides, the cores are split between the runs at a time.
     split = grid.Grid(cells, ["total_steps=5000"], parallel=2, report_every=60)
     assert split.num_threads_text == f"num_threads={grid._num_threads(2)}"
+
+
+def test_a_resume_that_died_while_starting_is_resumed_from_the_state_before_it(tmp_path):
+    # runs/1 saved a state at step 100; runs/2 (resume=runs/1) failed before writing resume.json
+    # or any state. The cell must go on from runs/1, not start from scratch.
+    cell = tmp_path / "pendulum" / "seed0"
+    first, second = cell / "runs" / "1", cell / "runs" / "2"
+    (first / "checkpoints").mkdir(parents=True)
+    (first / "checkpoints" / "state-100.pkl").write_bytes(b"")
+    (first / "config.json").write_text(json.dumps({"total_steps": 400}))
+    (first / "run.json").write_text(json.dumps({"status": "INTERRUPTED"}))
+    second.mkdir()
+    (second / "config.json").write_text(json.dumps({"total_steps": 400, "resume": "runs/1"}))
+    (second / "run.json").write_text(json.dumps({"status": "FAILED"}))
+    assert rundirs.chain(cell) == [first, second]
+    status = rundirs.inspect(cell, 400)
+    assert (status.state, status.step, status.head, status.resume_from) == ("failed", 100, second, first)
+    cells = grid.make_cells(tmp_path, ["pendulum"], [0], {"total_steps": 400, "learning_starts": 100})
+    command = grid.Grid(cells, ["total_steps=400"], parallel=1, report_every=60).command(cells[0], status)
+    assert "resume=runs/1" in command
+    # With the state gone too, the run starts afresh.
+    (first / "checkpoints" / "state-100.pkl").unlink()
+    fresh = rundirs.inspect(cell, 400)
+    assert (fresh.step, fresh.resume_from) == (None, None)
+    assert "seed=0" in grid.Grid(cells, ["total_steps=400"], parallel=1, report_every=60).command(cells[0], fresh)

@@ -81,15 +81,17 @@ def test_plotted_mean_min_max_equal_hand_computed(results):
     fig, ax = plt.subplots()
     report.draw_env(ax, "Cheetah-v5", grouped["Cheetah-v5"], [])
     by_gid = {line.get_gid(): line for line in ax.get_lines()}
-    steps = [10, 20, 30, 40]
-    by_hand_mean = [(1 + 3 + 2) / 3, (4 + 2 + 6) / 3, (9 + 5 + 1) / 3, (16 + 8) / 2]
-    by_hand_min, by_hand_max = [1, 2, 1, 8], [3, 6, 9, 16]
+    # The mean and the band stop where the shortest seed stops (step 30); the others go on, thin.
+    steps = [10, 20, 30]
+    by_hand_mean = [(1 + 3 + 2) / 3, (4 + 2 + 6) / 3, (9 + 5 + 1) / 3]
+    by_hand_min, by_hand_max = [1, 2, 1], [3, 6, 9]
     np.testing.assert_array_equal(by_gid["mean"].get_xdata(), steps)
     np.testing.assert_allclose(by_gid["mean"].get_ydata(), by_hand_mean, rtol=1e-12)
     for seed, means in CHEETAH.items():
         np.testing.assert_array_equal(by_gid[f"seed{seed}"].get_ydata(), means)
     band = next(c for c in ax.collections if c.get_gid() == "band")
     vertices = np.concatenate([p.vertices for p in band.get_paths()])
+    assert vertices[:, 0].max() == 30
     for step, low, high in zip(steps, by_hand_min, by_hand_max):
         ys = vertices[np.isclose(vertices[:, 0], step), 1]
         assert ys.min() == low and ys.max() == high, (step, ys)
@@ -187,3 +189,18 @@ def test_rundirs_chain_survives_a_moved_results_folder(results, tmp_path):
     results.rename(moved)  # resume.json still names the old absolute path
     parts = rundirs.chain(moved / "cheetah" / "seed1")
     assert [p.name for p in parts] == ["1", "2"]
+
+
+def test_default_steps_are_each_seeds_last_and_duplicates_are_named(results, tmp_path):
+    grouped = report.load_curves([results])
+    rows = report.table_rows(grouped, None, [], reps=100)
+    assert [(r["env"], r["step"], r["seeds"]) for r in rows] == [("Cheetah-v5", 30, 3), ("Cheetah-v5", 40, 2),
+                                                                 ("Hop-v1", 10, 4)]
+    # The same env and seed twice (another folder): the run that got further counts, and it is said.
+    _write_run(tmp_path / "other" / "runs" / "1", "Hop-v1", 2, 0.0, {10: (5.0, 5.0, 5.0, 1.0), 20: (7.0, 7.0, 7.0, 2.0)})
+    said = []
+    grouped = report.load_curves([results, tmp_path / "other"], warn=said.append)
+    hop2 = next(c for c in grouped["Hop-v1"] if c.seed == 2)
+    assert hop2.mean.tolist() == [5.0, 7.0]
+    assert len(said) == 1 and said[0].startswith("Hop-v1 seed 2: two runs; using ") and "(to step 20)" in said[0]
+    assert report.file_name("ALE/Pong-v5") == "ALE_Pong-v5"
