@@ -257,6 +257,10 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Marker and colour per anchor source (in the sources' alphabetical order).
+_ANCHOR_STYLES = [("s", "tab:green"), ("^", "tab:purple"), ("P", "tab:red"), ("X", "black"), ("D", "tab:orange")]
+
+
 def draw_env(ax: Any, env_id: str, curves: list[SeedCurve], anchors: list[Anchor]) -> SeedStats:
     """One env's panel: each seed thin, the mean over seeds with the min/max band up to the last step
     every seed reached (beyond it only the seeds that went on, thin). Returns what it drew."""
@@ -268,10 +272,13 @@ def draw_env(ax: Any, env_id: str, curves: list[SeedCurve], anchors: list[Anchor
                     label="min/max over seeds", gid="band")
     ax.plot(stats.steps, stats.mean, color="tab:blue", linewidth=2, label=f"mean of {len(curves)} seed(s)", gid="mean")
     last = max(int(c.steps[-1]) for c in curves)
+    labelled: set[str] = set()
     for anchor in anchors:
         if anchor.env == base_env(env_id) and anchor.step <= last * 1.05:
-            ax.scatter([anchor.step], [anchor.value], marker="x", color="black", zorder=3, s=20)
-            ax.annotate(anchor.source, (anchor.step, anchor.value), fontsize=6, xytext=(3, 3), textcoords="offset points")
+            marker, color = _ANCHOR_STYLES[sorted({a.source for a in anchors}).index(anchor.source) % len(_ANCHOR_STYLES)]
+            ax.scatter([anchor.step], [anchor.value], marker=marker, color=color, zorder=3, s=28,
+                       label=None if anchor.source in labelled else f"{anchor.source} (published)")
+            labelled.add(anchor.source)
     ax.set_title(env_id, fontsize=10)
     ax.set_xlabel("environment steps")
     ax.set_ylabel("eval return (deterministic)")
@@ -319,6 +326,7 @@ def write_report(grouped: dict[str, list[SeedCurve]], out: Path, steps: list[int
     fig, axes = plt.subplots(rows_of_panels, columns, figsize=(4.5 * columns, 3.4 * rows_of_panels), squeeze=False)
     for ax, (env_id, curves) in zip(axes.flat, grouped.items()):
         draw_env(ax, env_id, curves, anchors)
+        ax.legend(fontsize=6, loc="lower right")
     for ax in list(axes.flat)[len(grouped):]:
         ax.axis("off")
     fig.tight_layout()
