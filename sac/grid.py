@@ -78,10 +78,7 @@ def full_config(config_name: str, overrides: dict[str, Any]) -> dict[str, Any]:
     if config_name not in config_module.NAMED_CONFIGS:
         raise UserError(f"unknown named config {config_name!r}; known: {', '.join(config_module.NAMED_CONFIGS)}")
     named = dict(ConfigScope(config_module.NAMED_CONFIGS[config_name])())
-    fixed = {**named, **overrides}
-    cfg = {**dict(ConfigScope(config_module.default_config)(fixed=fixed)), **fixed}
-    config_module.validate_config(cfg)
-    return cfg
+    return config_module.run_config(**{**named, **overrides}).to_dict()
 
 
 def make_cells(results: Path, config_names: list[str], seeds: list[int], overrides: dict[str, Any]) -> list[Cell]:
@@ -205,7 +202,7 @@ class Grid:
             {"pid": child.pid, "host": socket.gethostname()}).encode())
         how = "resuming" if any(a.startswith("resume=") for a in argv) else "starting"
         where = f" from step {status.step}" if how == "resuming" else ""
-        self.say(f"{how} {cell.label}{where} (pid {self.children[cell].pid}; log {cell.directory / 'log.txt'})")
+        self.say(f"{how} {cell.label}{where} (pid {child.pid}; log {cell.directory / 'log.txt'})")
 
     def reap(self) -> None:
         for cell, child in list(self.children.items()):

@@ -44,7 +44,7 @@ class ResumePlan:
     finished: bool  # the state is at total_steps already: nothing to do
 
 
-def _read_json(path: Path) -> Any | None:
+def read_json(path: Path) -> Any | None:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -80,7 +80,7 @@ def process_alive(pid: Any, name: bytes = b"sac.train") -> bool:
 
 def still_running(run_dir: Path) -> int | None:
     """The pid of the sac.train process still training in run_dir on this machine, if any."""
-    process = _read_json(Path(run_dir) / "process.json")
+    process = read_json(Path(run_dir) / "process.json")
     if not isinstance(process, dict) or process.get("host") != socket.gethostname():
         return None
     return int(process["pid"]) if process_alive(process.get("pid")) else None
@@ -97,7 +97,7 @@ def _find_state(run_dir: Path, chain: list[Path], worker_index: int) -> tuple[Pa
     found = checkpoint.load_newest_state(state_directory(run_dir, worker_index))
     if found is not None:
         return found
-    origin = _read_json(run_dir / "resume.json")
+    origin = read_json(run_dir / "resume.json")
     if origin and "resumed_from" in origin and len(chain) < 1000:
         parent = Path(origin["resumed_from"])
         if parent.is_dir():
@@ -131,7 +131,7 @@ def plan(run_dir: Path, old_config: dict[str, Any] | None, cli_updates: dict[str
     if pid is not None:
         raise UserError(f"{run_dir} is still running (process {pid}); stop it first (SIGTERM saves its state), "
                         "then resume it")
-    successor = _read_json(run_dir / "resumed_by.json")
+    successor = read_json(run_dir / "resumed_by.json")
     if successor and Path(successor.get("run_dir", "")).is_dir():
         raise UserError(f"{run_dir} was already resumed as {successor['run_dir']}; resume that run instead")
 

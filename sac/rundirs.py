@@ -12,22 +12,13 @@ A *cell* is one folder in which one run (config x seed) trains: <cell>/runs/<id>
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from sac import checkpoint
-from sac.resume import process_alive, still_running
-
-
-def read_json(path: Path) -> Any | None:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
+from sac.resume import process_alive, read_json, still_running
 
 
 def _run_ids(cell: Path) -> list[Path]:
@@ -174,12 +165,13 @@ def inspect(cell: Path, target_steps: int, read_metrics: bool = True) -> CellSta
         return CellStatus("running" if alive else "missing")
     head = parts[-1]
     config = read_json(head / "config.json")
-    state_step = newest_state_step(parts)
+    own_state_steps = {part: newest_state_step([part]) for part in parts}
+    state_step = max((s for s in own_state_steps.values() if s is not None), default=None)
     # resume= names the newest part that holds a state or links back to one (a part that died
     # while starting holds neither); sac.resume follows the links from there.
     resume_from = None
     if state_step is not None:
-        resume_from = next(p for p in reversed(parts) if newest_state_step([p]) is not None
+        resume_from = next(p for p in reversed(parts) if own_state_steps[p] is not None
                            or isinstance(read_json(p / "resume.json"), dict))
     rate, eval_return, logged_step = None, None, None
     if read_metrics:

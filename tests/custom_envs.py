@@ -167,7 +167,6 @@ class StopsItsGrid(gym.Wrapper):
         return result
 
 
-gym.register("StopsItsGrid-v0", entry_point=StopsItsGrid)
 class LogsItsSteps(gym.Wrapper):
     """Pendulum-v1 (rendered in `render_mode`) that writes each reset's and step's observation to
     <log_dir>/<render_mode>-<pid>-<instance>.txt, so a test can compare what two copies did."""
@@ -204,4 +203,5 @@ gym.register("CrashesAtStep700-v0", entry_point=CrashesAtStep700)
 gym.register("NaNRewardAtStep50-v0", entry_point=NaNRewardAtStep50)
 gym.register("DictObservation-v0", entry_point=DictObservation)
 gym.register("TextObservation-v0", entry_point=TextObservation)
+gym.register("StopsItsGrid-v0", entry_point=StopsItsGrid)
 gym.register("LogsItsSteps-v0", entry_point=LogsItsSteps, max_episode_steps=200)
