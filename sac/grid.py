@@ -16,8 +16,8 @@ on a new machine with the folder copied over) and it looks at every cell (sac/ru
   missing  started
 A larger total_steps on a later command extends finished runs (resume= with the new total).
 Ctrl-C or SIGTERM stops the grid: each of its runs gets one SIGTERM, finishes its step, saves its
-training state and exits; run the command again to continue (a second Ctrl-C passes a second
-SIGTERM on, which stops the runs at once: they go on later from their newest checkpoint). A grid killed outright (kill -9)
+training state and exits; run the command again to continue (a second Ctrl-C passes a SIGINT on,
+which stops the runs at once: they go on later from their newest checkpoint). A grid killed outright (kill -9)
 leaves its runs training: they run in sessions of their own, and the next grid command sees them
 as running and does not start them twice.
 
@@ -193,7 +193,7 @@ class Grid:
             log.write(f"\n$ {' '.join(argv[1:])}\n".encode())
             log.flush()
             # A session of its own: a Ctrl-C in the grid's terminal reaches the grid only, which then
-            # stops each run with one SIGTERM (a second signal would stop a run before it saves).
+            # stops each run with one SIGTERM (a second Ctrl-C would stop a run before it saves).
             child = subprocess.Popen(argv, cwd=cell.directory, stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=env, start_new_session=True)
         self.children[cell] = child
@@ -227,13 +227,15 @@ class Grid:
         self.signals.append(signum)
 
     def forward_signals(self) -> None:
-        """Each run gets as many SIGTERMs as the grid got signals, at most two: the first lets it
-        save and stop, a second (a second Ctrl-C) stops it at once, as sac.train does."""
+        """Each run gets one signal per signal the grid got, at most two: a SIGTERM first, which
+        lets it save and stop, then a SIGINT (a second Ctrl-C), which stops it at once, as in sac.train.
+        (A scheduler's SIGTERM to the whole job reaches a run twice, directly and from here: sac.train
+        ignores a repeated SIGTERM.)"""
         for cell, child in self.children.items():
             due = min(len(self.signals), 2)
             while self.forwarded.get(cell, 0) < due and child.poll() is None:
                 try:
-                    child.send_signal(signal.SIGTERM)
+                    child.send_signal(signal.SIGINT if self.forwarded.get(cell, 0) else signal.SIGTERM)
                 except ProcessLookupError:
                     break
                 self.forwarded[cell] = self.forwarded.get(cell, 0) + 1

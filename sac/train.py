@@ -8,7 +8,8 @@ event files and checkpoints/ (policies and training states).
 
 Stopping and resuming (README "Resume after preemption"): SIGTERM or SIGINT (Ctrl-C) lets the
 current step finish, saves the training state, and exits with status 128 + the signal number (143,
-130); a second signal stops at once (the newest complete checkpoint stays intact).
+130); after a first signal, SIGINT (a second Ctrl-C) stops at once (the newest complete checkpoint stays
+intact), while further SIGTERMs are ignored (the save goes on).
 `with resume=runs/<id>` continues a stopped run (sac/resume.py).
 """
 from __future__ import annotations
@@ -180,8 +181,10 @@ def _train(cfg: config_module.RunConfig, sacred_run: Any) -> dict[str, float]:
     received: list[int] = []
 
     def on_signal(signum: int, frame: Any) -> None:
-        if received:
-            raise KeyboardInterrupt  # a second signal: stop now, the newest complete checkpoint stays
+        if received and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now, the newest complete checkpoint stays
+        # A repeated SIGTERM changes nothing: a scheduler that signals a whole job (Slurm, systemd)
+        # reaches both a grid and its runs, and the grid passes its own SIGTERM on; the save goes on.
         received.append(signum)
 
     previous_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
@@ -272,6 +275,6 @@ if __name__ == "__main__":
             sys.exit(ex.exit_status)
         raise
     except KeyboardInterrupt:
-        print("sac: interrupted and stopped at once (a second signal, or one before training started); "
+        print("sac: interrupted and stopped at once (a second Ctrl-C, or a signal before training started); "
               "the newest complete checkpoint, if any, is intact", file=sys.stderr)
         sys.exit(130)

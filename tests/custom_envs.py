@@ -133,11 +133,14 @@ class StopsItsGrid(gym.Wrapper):
     """Pendulum-v1 that stops the `sac.grid` process which started its run (its parent), as a user's
     Ctrl-C would, at its `at_step`-th step, once per `arm_file`: only while that file exists, and only
     the process that removes it. It then waits (at most `wait_seconds`) until the grid's SIGTERM has
-    reached its own process, so the run stops at that step whatever the machine's speed."""
+    reached its own process, so the run stops at that step whatever the machine's speed.
+    With `whole_job`, it first sends its own process a SIGTERM too, as a scheduler that signals every
+    process of a job would (the run then gets two: its own and the grid's)."""
 
-    def __init__(self, at_step: int = 0, arm_file: str = "", wait_seconds: float = 120.0):
+    def __init__(self, at_step: int = 0, arm_file: str = "", wait_seconds: float = 120.0, whole_job: bool = False):
         super().__init__(gym.make("Pendulum-v1"))
         self._at_step, self._arm_file, self._wait_seconds = at_step, arm_file, wait_seconds
+        self._whole_job = whole_job
         self._steps_taken = 0
 
     def step(self, action):
@@ -153,17 +156,22 @@ class StopsItsGrid(gym.Wrapper):
 
             def note(signum, frame):
                 reached.append(signum)
-                signal.signal(signal.SIGTERM, previous)
                 if callable(previous):
-                    previous(signum, frame)
+                    previous(signum, frame)  # sac.train's handler
 
             signal.signal(signal.SIGTERM, note)
-            os.kill(os.getppid(), signal.SIGTERM)
-            deadline = time.monotonic() + self._wait_seconds
-            while not reached:
-                if time.monotonic() > deadline:
-                    raise TimeoutError("the grid did not pass its stop on to this run")
-                time.sleep(0.01)
+            try:
+                if self._whole_job:
+                    os.kill(os.getpid(), signal.SIGTERM)
+                os.kill(os.getppid(), signal.SIGTERM)
+                expected = 2 if self._whole_job else 1
+                deadline = time.monotonic() + self._wait_seconds
+                while len(reached) < expected:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError("the grid did not pass its stop on to this run")
+                    time.sleep(0.01)
+            finally:
+                signal.signal(signal.SIGTERM, previous)
         return result
 
 

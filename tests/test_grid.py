@@ -18,8 +18,10 @@ STOP_AT = 150  # the step at which StopsItsGrid-v0 stops the grid (when armed)
 
 
 def _overrides(arm_file: Path) -> list[str]:
-    kwargs = {"at_step": STOP_AT, "arm_file": str(arm_file)}
-    return ["env_id=tests.custom_envs:StopsItsGrid-v0", f"env_kwargs={json.dumps(kwargs)}", f"total_steps={TOTAL}",
+    # whole_job: the stop reaches the run twice, as a scheduler's SIGTERM to a whole job does (directly,
+    # and passed on by the grid); the run must still save its state at STOP_AT.
+    kwargs = {"at_step": STOP_AT, "arm_file": str(arm_file), "whole_job": True}
+    return ["env_id=tests.custom_envs:StopsItsGrid-v0", f"env_kwargs={kwargs!r}", f"total_steps={TOTAL}",
             "learning_starts=100", "eval_every=200", "eval_episodes=1", "hidden_sizes=[16,16]", "batch_size=16",
             "checkpoint_every=100", "log_every=50"]
 
