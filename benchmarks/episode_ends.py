@@ -1,0 +1,68 @@
+"""How a saved policy's episodes end, on the MuJoCo tasks that end an episode when the body leaves a
+"healthy" height range (Ant, Humanoid: torso z; Hopper, Walker2d: torso z of the planar model).
+
+    python benchmarks/episode_ends.py RUN_DIR_OR_CHECKPOINT [--episodes 30] [--seed 1000]
+
+Plays the deterministic policy (the squashed mean, as evaluation does) for N episodes from resets
+seeded seed, seed+1, ... and prints the mean return and, per episode end, whether the episode ran
+to its time limit or was terminated with the torso below or above `healthy_z_range` (or for another
+reason, such as Hopper's and Walker2d's angle limits). README "Validation" uses it to say why an
+evaluation is low: short episodes (and which way they ended) rather than slow ones.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sac.envs import make_env  # noqa: E402
+from sac.policy import load_policy  # noqa: E402
+
+Z_INDEX = {"Ant": 2, "Humanoid": 2, "Hopper": 1, "Walker2d": 1}  # qpos index of the torso's height
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("path", help="a run directory or a model-<step>.pkl file")
+    parser.add_argument("--episodes", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=1000, help="the first episode's reset seed")
+    args = parser.parse_args(argv)
+
+    policy = load_policy(args.path)
+    family = policy.env_id.split(":")[-1].split("-")[0]
+    if family not in Z_INDEX:
+        parser.error(f"{policy.env_id}: only {', '.join(Z_INDEX)} end episodes by height")
+    env = make_env(policy.env_id, policy.env_kwargs)
+    low, high = env.unwrapped._healthy_z_range
+    returns, lengths, ends = [], [], []
+    for i in range(args.episodes):
+        obs, _ = env.reset(seed=args.seed + i)
+        total, steps, terminated, truncated = 0.0, 0, False, False
+        while not (terminated or truncated):
+            obs, reward, terminated, truncated, _ = env.step(policy.act(obs))
+            total, steps = total + float(reward), steps + 1
+        z = float(env.unwrapped.data.qpos[Z_INDEX[family]])
+        ends.append("time limit" if not terminated else "below" if z < low else "above" if z > high else "other")
+        returns.append(total)
+        lengths.append(steps)
+    returns_array = np.array(returns)
+    print(f"{args.path} (step {policy.step}, {policy.env_id}): mean return {returns_array.mean():.0f} over "
+          f"{args.episodes} episodes (reset seeds {args.seed}..{args.seed + args.episodes - 1})")
+    for kind in ("time limit", "above", "below", "other"):
+        chosen = [i for i, end in enumerate(ends) if end == kind]
+        if not chosen:
+            continue
+        label = {"time limit": "ran to the time limit", "above": f"torso above {high} (terminated)",
+                 "below": f"torso below {low} (terminated)", "other": "terminated otherwise"}[kind]
+        print(f"  {len(chosen):3d} {label}: mean return {returns_array[chosen].mean():.0f}, "
+              f"lengths {min(lengths[i] for i in chosen)}-{max(lengths[i] for i in chosen)}")
+    env.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
