@@ -197,11 +197,16 @@ def test_a_signal_saves_the_state_exits_non_zero_and_resume_finishes_with_no_gap
     assert bool(final["replay"]["truncated"][0][1099]) and not final["replay"]["terminated"][0][1099]
 
 
+def _two_signals_at_700(tmp_path: Path, first: str, second: str):
+    """A short run that sends itself two signals at its step 700 (checkpoints every 500)."""
+    return run_cli(["-m", "sac.train", "with", "env_id=tests.custom_envs:SignalsItself-v0",
+                    _signals(700, first, second), "total_steps=1000", "learning_starts=400",
+                    "checkpoint_every=500", "eval_every=100000", "eval_episodes=1", "log_every=100",
+                    "hidden_sizes=[16]", "batch_size=16"], tmp_path)
+
+
 def test_a_second_ctrl_c_stops_at_once_and_leaves_the_last_state_intact(tmp_path: Path):
-    result = run_cli(["-m", "sac.train", "with", "env_id=tests.custom_envs:SignalsItself-v0",
-                      _signals(700, "SIGTERM", "SIGINT"), "total_steps=1000", "learning_starts=400",
-                      "checkpoint_every=500", "eval_every=100000", "eval_episodes=1", "log_every=100",
-                      "hidden_sizes=[16]", "batch_size=16"], tmp_path)
+    result = _two_signals_at_700(tmp_path, "SIGTERM", "SIGINT")
     assert result.returncode == 130, result.stderr[-3000:]
     assert "stopped at once" in result.stderr and "Traceback" not in result.stderr
     assert not [line for line in result.stderr.splitlines() if line.startswith("stopped: ")]
@@ -214,10 +219,7 @@ def test_a_second_ctrl_c_stops_at_once_and_leaves_the_last_state_intact(tmp_path
 
 def test_a_second_sigterm_changes_nothing_the_run_still_saves_where_it_stopped(tmp_path: Path):
     # A scheduler's SIGTERM to a whole job reaches a grid's run twice: directly, and passed on by the grid.
-    result = run_cli(["-m", "sac.train", "with", "env_id=tests.custom_envs:SignalsItself-v0",
-                      _signals(700, "SIGTERM", "SIGTERM"), "total_steps=1000", "learning_starts=400",
-                      "checkpoint_every=500", "eval_every=100000", "eval_episodes=1", "log_every=100",
-                      "hidden_sizes=[16]", "batch_size=16"], tmp_path)
+    result = _two_signals_at_700(tmp_path, "SIGTERM", "SIGTERM")
     assert result.returncode == 143, result.stderr[-3000:]
     assert "stopped at once" not in result.stderr and "Traceback" not in result.stderr
     stopped = [line for line in result.stderr.splitlines() if line.startswith("stopped: ")]
