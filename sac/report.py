@@ -272,10 +272,11 @@ def draw_env(ax: Any, env_id: str, curves: list[SeedCurve], anchors: list[Anchor
                     label="min/max over seeds", gid="band")
     ax.plot(stats.steps, stats.mean, color="tab:blue", linewidth=2, label=f"mean of {len(curves)} seed(s)", gid="mean")
     last = max(int(c.steps[-1]) for c in curves)
+    sources = sorted({a.source for a in anchors})  # each source keeps its style in every panel
     labelled: set[str] = set()
     for anchor in anchors:
         if anchor.env == base_env(env_id) and anchor.step <= last * 1.05:
-            marker, color = _ANCHOR_STYLES[sorted({a.source for a in anchors}).index(anchor.source) % len(_ANCHOR_STYLES)]
+            marker, color = _ANCHOR_STYLES[sources.index(anchor.source) % len(_ANCHOR_STYLES)]
             ax.scatter([anchor.step], [anchor.value], marker=marker, color=color, zorder=3, s=28,
                        label=None if anchor.source in labelled else f"{anchor.source} (published)")
             labelled.add(anchor.source)
