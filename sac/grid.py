@@ -121,7 +121,7 @@ def status_table(cells: list[Cell], parallel: int) -> str:
     """Where each cell stands, and the time the rest takes at the measured rates."""
     rows = [("run", "state", "step", "steps/s", "ETA", "eval return", "directory")]
     counts: dict[str, int] = {}
-    remaining, rates = 0, []
+    remaining, rates, unfinished, longest = 0, [], 0, 0.0
     for cell in cells:
         total = cell.config["total_steps"]
         st = rundirs.inspect(cell.directory, total)
@@ -129,10 +129,12 @@ def status_table(cells: list[Cell], parallel: int) -> str:
         step = st.step or 0
         if st.state != "done":
             remaining += max(total - step, 0)
+            unfinished += 1
         eta = None
         if st.state == "running" and st.steps_per_second:
             rates.append(st.steps_per_second)
             eta = (total - step) / st.steps_per_second
+            longest = max(longest, eta)
         rows.append((cell.label, st.state, f"{step}/{total}" if st.step is not None else f"-/{total}",
                      f"{st.steps_per_second:.0f}" if st.steps_per_second else "-", _duration(eta),
                      f"{st.eval_return:.1f}" if st.eval_return is not None else "-",
@@ -142,8 +144,11 @@ def status_table(cells: list[Cell], parallel: int) -> str:
     summary = ", ".join(f"{counts[s]} {s}" for s in ("done", "running", "stopped", "failed", "missing") if s in counts)
     if rates and remaining:
         rate = sum(rates) / len(rates)
-        summary += (f"; {remaining} steps to go, about {_duration(remaining / (rate * parallel))} at "
-                    f"{parallel} at a time and {rate:.0f} steps/s each")
+        # Fewer runs left than slots run fewer at a time, and no grid ends before its slowest run.
+        at_a_time = min(parallel, unfinished)
+        eta = max(remaining / (rate * at_a_time), longest)
+        summary += (f"; {remaining} steps to go, about {_duration(eta)} at "
+                    f"{at_a_time} at a time and {rate:.0f} steps/s each")
     return "\n".join(lines + [f"grid: {summary}"])
 
 

@@ -177,3 +177,20 @@ def test_a_resume_that_died_while_starting_is_resumed_from_the_state_before_it(t
     fresh = rundirs.inspect(cell, 400)
     assert (fresh.step, fresh.resume_from) == (None, None)
     assert "seed=0" in grid.Grid(cells, ["total_steps=400"], parallel=1, report_every=60).command(cells[0], fresh)
+
+
+@pytest.mark.parametrize("states, parallel, expected", [
+    # Two runs left with two slots: 100 steps/s each -> 80,000 steps in 400 s.
+    ([("running", 10_000, 100.0), ("running", 10_000, 100.0)], 2, "80000 steps to go, about 0:06:40 at 2 at a time"),
+    # One run left cannot use a second slot: 40,000 steps at 100 steps/s.
+    ([("done", 50_000, None), ("running", 10_000, 100.0)], 2, "40000 steps to go, about 0:06:40 at 1 at a time"),
+    # The grid cannot end before its slowest run: 45,000 steps at 50 steps/s is 900 s, longer than
+    # the 55,000 steps of both at 75 steps/s each on two slots (367 s).
+    ([("running", 40_000, 100.0), ("running", 5_000, 50.0)], 2, "55000 steps to go, about 0:15:00 at 2 at a time"),
+])
+def test_the_status_eta_counts_the_runs_left_and_the_slowest_run(monkeypatch, tmp_path, states, parallel, expected):
+    cells = [grid.Cell("pendulum", seed, tmp_path / f"seed{seed}", {"total_steps": 50_000})
+             for seed in range(len(states))]
+    by_dir = {cell.directory: rundirs.CellStatus(state, None, step, rate) for cell, (state, step, rate) in zip(cells, states)}
+    monkeypatch.setattr(grid.rundirs, "inspect", lambda directory, total: by_dir[directory])
+    assert expected in grid.status_table(cells, parallel)
