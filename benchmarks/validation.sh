@@ -19,8 +19,21 @@ $PY -m sac.grid "$RESULTS" --configs half_cheetah --seeds 0 --parallel 1 total_s
 wait
 # 3. Curves, overview, table and per-seed CSVs into results/.
 $PY -m sac.report "$RESULTS" --out results --steps 100000,300000,1000000
-# 4. The README's GIF: the newest policy of the best HalfCheetah run (seed 0 at 1M), one episode,
-#    its first 6 seconds at 240 pixels.
+# 4. The README's GIF: the best kept policy of the best HalfCheetah run (seed 0 at 1M: of the
+#    checkpoints it keeps, the one with the highest evaluation), one episode, its first 6 seconds at
+#    240 pixels.
 head=$(ls -d "$RESULTS"/half_cheetah/seed0/runs/[0-9]* | sort -t/ -k1 -V | tail -1)
-$PY -m sac.play "$head" --video /tmp/half_cheetah.mp4
+best=$($PY - "$head" <<'PYEOF'
+import json, sys
+from pathlib import Path
+head = Path(sys.argv[1])
+evals = json.loads((head / "metrics.json").read_text())["eval/return_mean"]
+kept = [(value, step) for step, value in zip(evals["steps"], evals["values"])
+        if (head / "checkpoints" / f"model-{step}.pkl").exists()]
+value, step = max(kept)
+print(head / "checkpoints" / f"model-{step}.pkl")
+print(f"best kept policy: step {step}, eval return {value:.1f}", file=sys.stderr)
+PYEOF
+)
+$PY -m sac.play "$best" --video /tmp/half_cheetah.mp4
 $PY benchmarks/gif.py /tmp/half_cheetah.mp4 results/half_cheetah.gif --seconds 6 --width 240 --every 2
