@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peers import child_env, default_venv, ensure_venv, fail  # noqa: E402
+from peers import child_env, default_venv, ensure_venv  # noqa: E402
 
 CSV_COLUMNS = ["step", "eval_return_mean", "eval_return_min", "eval_return_max", "wall_seconds"]
 NET_ARCH = [256, 256]
@@ -133,7 +133,7 @@ def main() -> None:
         run_child(args)
         return
     if not args.out.parent.is_dir():
-        fail(f"the folder of --out, {args.out.parent}, does not exist")
+        parser.error(f"the folder of --out, {args.out.parent}, does not exist")
     python = ensure_venv((args.venv or default_venv()).expanduser().resolve())
     cmd = [str(python), str(Path(__file__).resolve()), "--child", *sys.argv[1:]]
     sys.exit(subprocess.run(cmd, env=child_env()).returncode)
