@@ -42,6 +42,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peers import child_env, default_venv, ensure_venv  # noqa: E402
 
+# sac.report.CSV_COLUMNS, written out: the child runs in the peers' venv, where sac does not import.
 CSV_COLUMNS = ["step", "eval_return_mean", "eval_return_min", "eval_return_max", "wall_seconds"]
 NET_ARCH = [256, 256]
 

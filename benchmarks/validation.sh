@@ -24,14 +24,15 @@ $PY -m sac.report "$RESULTS" --out results --steps 100000,300000,1000000
 #    240 pixels.
 head=$(ls -d "$RESULTS"/half_cheetah/seed0/runs/[0-9]* | sort -t/ -k1 -V | tail -1)
 best=$($PY - "$head" <<'PYEOF'
-import json, sys
+import sys
 from pathlib import Path
+from sac import checkpoint, rundirs
 head = Path(sys.argv[1])
-evals = json.loads((head / "metrics.json").read_text())["eval/return_mean"]
-kept = [(value, step) for step, value in zip(evals["steps"], evals["values"])
-        if (head / "checkpoints" / f"model-{step}.pkl").exists()]
+evals = rundirs.metric_curves([head], ["eval/return_mean"])["eval/return_mean"]
+kept = [(value, step) for step, value in zip(evals.steps, evals.values)
+        if checkpoint.checkpoint_path(head / "checkpoints", step).exists()]
 value, step = max(kept)
-print(head / "checkpoints" / f"model-{step}.pkl")
+print(checkpoint.checkpoint_path(head / "checkpoints", step))
 print(f"best kept policy: step {step}, eval return {value:.1f}", file=sys.stderr)
 PYEOF
 )
