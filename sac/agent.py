@@ -40,11 +40,6 @@ class SACSettings:
     alpha_lr: float = 3e-4
 
 
-def default_target_entropy(action_dim: int) -> float:
-    """-dim(A)/2, TF-Agents' default; the paper uses -dim(A) (Appendix D)."""
-    return -0.5 * action_dim
-
-
 # What one update reads of a batch: transitions (feed-forward networks) or sequences (any recurrent one).
 TRANSITION_KEYS = ("obs", "action", "reward", "next_obs", "terminated")
 SEQUENCE_KEYS = ("obs", "prev_action", "action", "reward", "terminated", "mask", "warm")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from sac.config import RunConfig
+from sac.config import RunConfig, default_target_entropy
 from sac.distribute import Cluster
 from sac.resume import state_directory
 
@@ -115,7 +115,7 @@ def build_run(config: RunConfig, *, run_dir: Path | None = None, metrics_sink: A
     import numpy as np
     import tensorflow as tf
 
-    from sac.agent import SACAgent, SACSettings, default_target_entropy
+    from sac.agent import SACAgent, SACSettings
     from sac.distribute import make_strategy
     from sac.envs import make_vector_env, observation_dim
     from sac.loop import Schedule
@@ -158,9 +158,11 @@ def build_run(config: RunConfig, *, run_dir: Path | None = None, metrics_sink: A
     low, high = envs.single_action_space.low, envs.single_action_space.high
     action_dim = low.shape[0]
 
+    # None: -dim(A)/2 in [-1, 1] units, given for the density in the env's units (default_target_entropy).
+    # A number (the user's, or the one a resumed run was trained with, sac/resume.py) is taken as given.
     target_entropy = config.target_entropy
     if target_entropy is None:
-        target_entropy = default_target_entropy(action_dim)
+        target_entropy = default_target_entropy(low.tolist(), high.tolist())
     settings = SACSettings(
         gamma=config.gamma, tau=config.tau, reward_scale=config.reward_scale, target_entropy=float(target_entropy),
         learn_alpha=config.learn_alpha, initial_alpha=config.initial_alpha, actor_lr=config.actor_lr,

@@ -17,6 +17,7 @@ import difflib
 import json
 import math
 from numbers import Real
+from collections.abc import Sequence
 from typing import Any, Callable
 
 from sac.errors import UserError
@@ -48,7 +49,7 @@ def default_config():
     critic_lr = 3e-4  # Adam learning rate of the twin Q-functions (paper Table 1)
     alpha_lr = 3e-4  # Adam learning rate of log(alpha), the temperature (paper Table 1)
     hidden_sizes = [256, 256]  # ReLU layers of the actor and of each critic, after any recurrent layer (paper Table 1)
-    target_entropy = None  # None: -dim(A)/2 as TF-Agents uses; a number overrides (paper: -dim(A))
+    target_entropy = None  # None: -dim(A)/2 nats with actions in [-1, 1] units on any box (TF-Agents' -dim(A)/2; paper: -dim(A)); a number: nats of the density in the env's own action units
     initial_alpha = 1.0  # starting temperature (TF-Agents: initial_log_alpha = 0)
     learn_alpha = True  # False: keep alpha = initial_alpha fixed (the paper's first version, 1801.01290)
     reward_scale = 1.0  # rewards are multiplied by this in the TD target (haarnoja18 MuJoCo: 0.1)
@@ -144,10 +145,9 @@ def humanoid():
     reward_scale = 0.1  # haarnoja18 reward_scale_factor (all MuJoCo tasks)
     eval_every = 10_000  # haarnoja18 eval_interval (it uses 30 eval episodes; we keep 10)
     checkpoint_every = 50_000  # a few minutes apart at MuJoCo speeds
-    # target_entropy stays haarnoja18's -dim(A)/2 for the action's density in [-0.4, 0.4]^17, which is
-    # +0.42 nats per dimension in [-1, 1] units: a noisy policy whose mean action learns to stand later
-    # than its samples. README "Validation" (Humanoid): target_entropy=-24.077 (-dim(A)/2 in [-1, 1]
-    # units) stood by 300k on one seed.
+    # target_entropy=None is -dim(A)/2 in [-1, 1] units on this [-0.4, 0.4]^17 box too: -24.08 for the
+    # density in its own units. haarnoja18 takes -8.5 there (+0.42 nats per dimension in [-1, 1]
+    # units): a policy whose mean action fell while its samples stood (README "Validation", Humanoid).
 
 
 def pendulum_p():
@@ -159,6 +159,7 @@ def pendulum_p():
     total_steps = 30_000  # issue 10's goal: at least -200 at 30k steps
     learning_starts = 1_000  # pomdp-baselines: num_init_rollouts_pool 5 x 200 steps
     eval_every = 2_000  # fifteen points on the learning curve
+    target_entropy = -0.5  # the target its README results were measured with (the default before issue 18 on this [-2, 2] box; -1.19 in [-1, 1] units)
 
 
 def pendulum_v():
@@ -170,6 +171,7 @@ def pendulum_v():
     total_steps = 30_000  # the -P task's budget (pomdp-baselines' -V example reaches -197 at 30k)
     learning_starts = 1_000  # pomdp-baselines: num_init_rollouts_pool 5 x 200 steps
     eval_every = 2_000  # fifteen points on the learning curve
+    target_entropy = -0.5  # the target its README results were measured with (the default before issue 18 on this [-2, 2] box; -1.19 in [-1, 1] units)
 
 
 NAMED_CONFIGS: dict[str, Callable[[], None]] = {
@@ -268,6 +270,39 @@ def validate_config(cfg: dict[str, Any]) -> None:
            f"burn_in must be an integer in [0, sequence_length = {cfg['sequence_length']}), got {cfg['burn_in']!r}")
     for key in ("learn_alpha", "jit_compile", "render"):
         _check(isinstance(cfg[key], bool), f"{key} must be True or False, got {cfg[key]!r}")
+
+
+# --- Values derived from the config and the env --------------------------------------------------------
+
+
+def default_target_entropy(action_low: Sequence[float], action_high: Sequence[float]) -> float:
+    """target_entropy=None: -dim(A)/2 nats for the actions measured in [-1, 1] units on every
+    dimension, whatever the env's box, returned for the density in the env's own units (the one the
+    policy's log-probabilities are taken in, sac/squashed_gaussian.py).
+
+    -dim(A)/2 is TF-Agents' heuristic (the paper, Appendix D, uses -dim(A)); on its [-1, 1] tasks the
+    two units agree. A box with half-ranges h_i stretches the density by prod h_i, so one policy's
+    entropy in the env's units is its entropy in [-1, 1] units plus sum_i log h_i: on Humanoid's
+    [-0.4, 0.4]^17 box, -8.5 + 17 log 0.4 = -24.08. (Taken as -8.5 there, the target asks for +0.42
+    nats per dimension in [-1, 1] units, a policy about twice as wide as on the other tasks; the
+    paper's code normalises actions to [-1, 1] before its heuristic, and Acme refuses the heuristic on
+    other boxes.) Every [-1, 1] box gives exactly -dim(A)/2, as before: log 1 = 0."""
+    half_ranges = [(float(h) - float(lo)) / 2.0 for lo, h in zip(action_low, action_high, strict=True)]
+    return -0.5 * len(half_ranges) + math.fsum(math.log(h) for h in half_ranges)
+
+
+def describe_target_entropy(value: float, given: float | None, action_low: Sequence[float],
+                            action_high: Sequence[float], kept: bool = False) -> str:
+    """One line saying what the resolved target is, in which units, and where it comes from."""
+    dim = len(action_low)
+    box = sum(math.log((float(h) - float(lo)) / 2.0) for lo, h in zip(action_low, action_high))
+    if kept:
+        how = "kept from the training state this run resumes"
+    elif given is None:
+        how = f"the default: -dim(A)/2 = {-0.5 * dim:g} in [-1, 1] units, plus sum log half-range = {box:.6g}"
+    else:
+        how = f"as given; {value - box:.6g} in [-1, 1] units"
+    return f"target_entropy = {value:.6g} nats for the action density in the env's own units ({how})"
 
 
 # --- The checked config, as the plain arguments the builder takes -------------------------------------

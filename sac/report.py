@@ -66,7 +66,12 @@ def _heads(root: Path) -> list[Path]:
 def curve_of_run(head: Path) -> SeedCurve | None:
     """The eval curve of the run whose newest part is `head` (None if it has no evaluation yet)."""
     parts = rundirs.parts_of(head)
-    config = rundirs.read_json(head / "config.json") or {}
+    # The experiment is the config the run started with; its entropy target as resolved there
+    # (info.json): a resumed part's config names the number a None resolved to (sac/resume.py).
+    config = rundirs.read_json(parts[0] / "config.json") or {}
+    info = rundirs.read_json(parts[0] / "info.json") or {}
+    if isinstance(info, dict) and "target_entropy" in info:
+        config = {**config, "target_entropy": info["target_entropy"]}
     curves = rundirs.metric_curves(parts, ["eval/return_mean", "eval/return_min", "eval/return_max"])
     mean = curves["eval/return_mean"]
     if not mean.steps:

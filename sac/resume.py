@@ -145,6 +145,11 @@ def plan(run_dir: Path, old_config: dict[str, Any] | None, cli_updates: dict[str
         if key in cli_updates or key in old_config:
             updates[key] = cli_updates[key] if key in cli_updates else old_config[key]
     updates["resume"] = str(cli_updates["resume"]) if "resume" in cli_updates else str(run_dir)
+    if updates.get("target_entropy") is None:
+        # The default target's rule may have changed since the run started (issue 18): the resumed
+        # part trains with the target the state was trained with, written into its config. States
+        # from before the target was recorded were trained with the rule of that time.
+        updates["target_entropy"] = trained_target_entropy(payload)
     step = int(payload["step"])
     if step > updates["total_steps"]:
         raise UserError(f"total_steps={updates['total_steps']} is below step {step}, where {run_dir} stopped")
@@ -154,6 +159,15 @@ def plan(run_dir: Path, old_config: dict[str, Any] | None, cli_updates: dict[str
                         f"but {run_dir}/config.json says {updates['env_id']!r}")
     return ResumePlan(run_dir=run_dir, state_path=state_path, step=step, chain=tuple(chain),
                       config_updates=updates, finished=step == updates["total_steps"])
+
+
+def trained_target_entropy(payload: dict[str, Any]) -> float:
+    """The entropy target a training state was trained with (nats, the density in the env's units)."""
+    if "target_entropy" in payload:
+        return float(payload["target_entropy"])
+    # Written before issue 18, when the default was -dim(A)/2 for the density in the env's units,
+    # whatever the box, and states did not record it.
+    return -0.5 * int(payload["replay"]["action_dim"])
 
 
 def mark_resumed(plan_: ResumePlan, new_run_dir: Path, recorded: dict[str, list]) -> dict[str, Any]:

@@ -97,7 +97,25 @@ class SacExperiment(Experiment):
         # Sacred refuses keys added inside a dict entry (env_kwargs={"size": 3}) as "not used anywhere";
         # validate_config refuses unknown entries itself (with a suggestion), so that check is off.
         options = {**(options or {}), "--force": True}
-        return super().run(command_name, config_updates, named_configs, info, meta_info, options)
+        run = super().run(command_name, config_updates, named_configs, info, meta_info, options)
+        if command_name == "print_config":
+            print(_resolved_target_entropy(run.config))
+        return run
+
+
+def _resolved_target_entropy(cfg: dict[str, Any]) -> str:
+    """print_config's last line: the entropy target the run would train with (it needs the env's box)."""
+    from sac.envs import make_env
+
+    try:
+        env = make_env(cfg["env_id"], cfg["env_kwargs"])
+        low, high = env.action_space.low.tolist(), env.action_space.high.tolist()
+        env.close()
+    except Exception as exc:  # print_config shows the config even for an env that cannot be made
+        return f"target_entropy: not resolved ({cfg['env_id']!r} could not be made: {type(exc).__name__}: {exc})"
+    given = cfg["target_entropy"]
+    value = config_module.default_target_entropy(low, high) if given is None else float(given)
+    return f"resolved for {cfg['env_id']}: " + config_module.describe_target_entropy(value, given, low, high)
 
 
 def _plan_resume(cli_updates: dict[str, Any], named_configs: list[str]
@@ -199,6 +217,10 @@ def _train(cfg: config_module.RunConfig, sacred_run: Any) -> dict[str, float]:
     for signum in previous_handlers:  # again: connecting a multi_worker cluster (gRPC) replaces the handlers
         signal.signal(signum, on_signal)
     sacred_run.info["target_entropy"] = parts.target_entropy
+    box = parts.envs.single_action_space
+    target_text = config_module.describe_target_entropy(parts.target_entropy, cfg.target_entropy, box.low.tolist(),
+                                                        box.high.tolist(), kept=cfg.resume is not None)
+    sacred_run.info["target_entropy_explained"] = target_text
     # The run directory all workers report: the chief's (the others keep their states under it).
     shared_run = run_dir if run_dir is not None else parts.checkpoints.directory.parent.parent
     resume_command = f"`python -m sac.train with resume={_display(shared_run)}`" + (
@@ -230,6 +252,7 @@ def _train(cfg: config_module.RunConfig, sacred_run: Any) -> dict[str, float]:
                         f"{cfg.batch_size} sequences of {cfg.sequence_length} steps)")
         print(f"sac: training {cfg.env_id} for {cfg.total_steps} steps (seed {cfg.seed}){networks}; {where}",
               flush=True)
+    print(f"sac: {target_text}", flush=True)
 
     def after_fault() -> str:
         last = parts.checkpoints.last_state

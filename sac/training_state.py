@@ -2,6 +2,7 @@
 
 Saved every `checkpoint_every` steps, at the end, and when the run is stopped by SIGTERM/SIGINT,
 as runs/<id>/checkpoints/state-<step>.pkl (format: sac/checkpoint.py). It holds:
+  target_entropy  the resolved entropy target (a resume keeps it, sac/resume.py);
   agent      actor, critics, target critics, the three Adam optimizers' step counts and moments,
              log(alpha), and the counters that key the update and acting noise (sac/agent.py);
   replay     the stored transitions, the final-observation side table and its free rows, and the
@@ -37,6 +38,9 @@ def capture(*, config: dict[str, Any], agent: Any, buffer: Any, envs: gym.vector
         "step": int(loop_state.step),
         "config": json.loads(json.dumps(config)),
         "observation_shape": [int(d) for d in observation_shape],
+        # The entropy target the run trains with, resolved (nats, the density in the env's units): a
+        # resume keeps it even where the config says None and the default rule has changed since.
+        "target_entropy": float(agent.settings.target_entropy),
         "agent": agent.get_state(),
         "replay": buffer.get_state(),
         "loop": loop_state.to_plain(),

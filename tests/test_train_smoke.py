@@ -40,7 +40,7 @@ def test_run_directory_holds_every_artefact(short_run: Path):
                                                                               "state-400.pkl", "state-600.pkl"]
     assert "step 600/600" in (short_run / "cout.txt").read_text()
     info = json.loads((short_run / "info.json").read_text())
-    assert info["target_entropy"] == -0.5  # -dim(A)/2 for Pendulum's one action
+    assert info["target_entropy"] == pytest.approx(-0.5 + np.log(2.0), abs=1e-12)  # -dim(A)/2 on [-1, 1], Pendulum's [-2, 2]
     run = json.loads((short_run / "run.json").read_text())
     start, stop = (datetime.datetime.fromisoformat(run[key]).replace(tzinfo=datetime.timezone.utc).timestamp()
                    for key in ("start_time", "stop_time"))
