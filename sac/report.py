@@ -80,8 +80,16 @@ def curve_of_run(head: Path) -> SeedCurve | None:
     steps = np.asarray(mean.steps, dtype=np.int64)
     low = np.array([by_step["eval/return_min"].get(s, np.nan) for s in mean.steps])
     high = np.array([by_step["eval/return_max"].get(s, np.nan) for s in mean.steps])
-    return SeedCurve(str(config.get("env_id")), int(config.get("seed", 0)), steps, np.asarray(mean.values, float),
+    return SeedCurve(task_label(config), int(config.get("seed", 0)), steps, np.asarray(mean.values, float),
                      low, high, np.asarray(mean.wall_seconds, float), str(head), config)
+
+
+def task_label(config: dict[str, Any]) -> str:
+    """What a run's curve is grouped and named by: its env id, and its env_kwargs when it has any
+    (Ant-v5+include_cfrc_ext_in_observation=False: another observation is another task to compare)."""
+    kwargs = config.get("env_kwargs") or {}
+    extra = "".join(f"+{key}={kwargs[key]}" for key in sorted(kwargs)) if isinstance(kwargs, dict) else ""
+    return f"{config.get('env_id')}{extra}"
 
 
 def read_csv_curve(path: Path, env_id: str) -> SeedCurve:
@@ -205,7 +213,8 @@ class Anchor:
 
 
 def base_env(env_id: str) -> str:
-    return re.sub(r"-v\d+$", "", env_id.split(":")[-1])
+    """The task an anchor names: Ant for Ant-v5 and for Ant-v5+<env_kwargs>."""
+    return re.sub(r"-v\d+$", "", env_id.split("+")[0].split(":")[-1])
 
 
 def read_anchors(path: Path) -> list[Anchor]:
@@ -294,8 +303,8 @@ def draw_env(ax: Any, env_id: str, curves: list[SeedCurve], anchors: list[Anchor
 
 
 def file_name(env_id: str) -> str:
-    """An env id as a file name (ALE/Pong-v5 -> ALE_Pong-v5)."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", env_id)
+    """An env id (or task label) as a file name (ALE/Pong-v5 -> ALE_Pong-v5; + and = stay)."""
+    return re.sub(r"[^A-Za-z0-9_.+=-]", "_", env_id)
 
 
 def _figure_module() -> Any:

@@ -204,3 +204,24 @@ def test_default_steps_are_each_seeds_last_and_duplicates_are_named(results, tmp
     assert hop2.mean.tolist() == [5.0, 7.0]
     assert len(said) == 1 and said[0].startswith("Hop-v1 seed 2: two runs; using ") and "(to step 20)" in said[0]
     assert report.file_name("ALE/Pong-v5") == "ALE_Pong-v5"
+
+
+def test_env_kwargs_make_another_task_with_its_own_row_files_and_anchors(results, tmp_path):
+    """Ant-v5 observed without its contact forces is another task than Ant-v5 (issue 18): its own
+    curve, table row, CSV folder and PNG, under the same published anchors (those name the task)."""
+    run = results / "ant_no_cfrc" / "seed0" / "runs" / "1"
+    _write_run(run, "Ant-v5", 0, 0.0, {10: (7.0, 6.0, 8.0, 5.0)})
+    (run / "config.json").write_text(json.dumps({"env_id": "Ant-v5", "seed": 0,
+                                                 "env_kwargs": {"include_cfrc_ext_in_observation": False}}))
+    _write_run(results / "ant" / "seed0" / "runs" / "1", "Ant-v5", 0, 0.0, {10: (3.0, 2.0, 4.0, 5.0)})
+    grouped = report.load_curves([results])
+    variant = "Ant-v5+include_cfrc_ext_in_observation=False"
+    assert [c.mean.tolist() for c in grouped[variant]] == [[7.0]] and [c.mean.tolist() for c in grouped["Ant-v5"]] == [[3.0]]
+    anchor = report.Anchor(env="Ant", step=10, value=5.0, source="X", note="")
+    rows = report.write_report(grouped, tmp_path / "out", [10], [anchor], reps=100)["rows"]
+    by_env = {r["env"]: r for r in rows}
+    assert by_env[variant]["mean"] == 7.0 and by_env["Ant-v5"]["mean"] == 3.0
+    assert by_env[variant]["anchors"] == [anchor] == by_env["Ant-v5"]["anchors"]
+    assert (tmp_path / "out" / variant / "seed0.csv").is_file() and (tmp_path / "out" / f"{variant}.png").is_file()
+    again = report.load_curves([tmp_path / "out"])  # the CSVs read back as the same task
+    assert again[variant][0].mean.tolist() == [7.0]
