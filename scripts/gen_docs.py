@@ -6,6 +6,8 @@ which are stale). tests/test_docs.py fails while any is stale.
   docs/reference/named-configs.md  the named configs of sac/config.py: a table of what each sets, then
                                    every entry it sets with its comment
   docs/reference/cli.md            `--help` of python -m sac.grid, sac.report and sac.play
+  README.md, its validation table  the 300k and 1M rows of results/table.md (what sac.report wrote),
+                                   between the README's `<!-- begin validation-table -->` markers
 
 Everything comes from the code (sac/config.py's source, read with `ast` and `tokenize`, and Sacred's own
 evaluation of the defaults; the commands' argparse help), so the pages cannot say what the code does
@@ -235,6 +237,34 @@ def cli_page() -> str:
 
 PAGES = {"config.md": config_page, "named-configs.md": named_configs_page, "cli.md": cli_page}
 
+README = ROOT / "README.md"
+TABLE_SOURCE = ROOT / "results" / "table.md"
+README_STEPS = ("300k", "1M")
+
+
+def readme_table() -> str:
+    """The README's short validation table: the 300k and 1M rows of results/table.md."""
+    rows = [line for line in TABLE_SOURCE.read_text().splitlines() if line.startswith("| ")]
+    header, body = rows[0], rows[1:]
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    out = ["| Env | Steps | Seeds | Mean [min, max] | Published at this step |", "|---|---|---|---|---|"]
+    for line in body:
+        cell = dict(zip(columns, (c.strip() for c in line.strip("|").split("|"))))
+        if cell["Steps"] in README_STEPS:
+            spread = f" [{cell['Min']}, {cell['Max']}]" if cell["Seeds"] != "1" else ""
+            out.append(f"| {cell['Env']} | {cell['Steps']} | {cell['Seeds']} | {cell['Mean']}{spread} | "
+                       f"{cell['Published at this step']} |")
+    return "\n".join(out)
+
+
+_BLOCK = re.compile(r"(<!-- begin validation-table: .*? -->\n)(.*?)(<!-- end validation-table -->)", re.S)
+
+
+def readme_with_table(text: str) -> str:
+    if not _BLOCK.search(text):
+        raise SystemExit("gen_docs: README.md has no <!-- begin validation-table: ... --> block")
+    return _BLOCK.sub(lambda m: m.group(1) + readme_table() + "\n" + m.group(3), text)
+
 
 def generate(out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -247,11 +277,16 @@ def generate(out_dir: Path) -> list[Path]:
 
 
 def stale_pages(out_dir: Path = OUT_DIR) -> list[str]:
-    """The generated pages under out_dir that differ from what the code gives now (or are missing)."""
+    """The generated files that differ from what the code gives now (or are missing), as repository
+    paths: pages under out_dir, and README.md for its validation table."""
     with tempfile.TemporaryDirectory() as fresh:
         generate(Path(fresh))
-        return [name for name in PAGES
-                if not (out_dir / name).is_file() or (out_dir / name).read_text() != (Path(fresh) / name).read_text()]
+        stale = [f"docs/reference/{name}" for name in PAGES
+                 if not (out_dir / name).is_file() or (out_dir / name).read_text() != (Path(fresh) / name).read_text()]
+    text = README.read_text()
+    if readme_with_table(text) != text:
+        stale.append("README.md")
+    return stale
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -261,10 +296,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         stale = stale_pages()
         for name in stale:
-            print(f"docs/reference/{name} is stale: run `{COMMAND}`", file=sys.stderr)
+            print(f"{name} is stale: run `{COMMAND}`", file=sys.stderr)
         return 1 if stale else 0
     for path in generate(OUT_DIR):
         print(f"wrote {path.relative_to(ROOT)}")
+    text = README.read_text()
+    if readme_with_table(text) != text:
+        README.write_text(readme_with_table(text))
+        print("wrote README.md (its validation table)")
     return 0
 
 
