@@ -31,7 +31,7 @@ def default_config():
     total_steps = 20_000  # environment steps (transitions collected) in the whole run
     learning_starts = 1_000  # uniform-random actions for this many steps, then one update per step
 
-    # --- Networks (README "Recurrent networks") -------------------------------------------------------
+    # --- Networks (docs/recurrent.md) -------------------------------------------------------
     actor_network = "mlp"  # mlp (paper Table 1) | lstm | gru: a recurrent layer of rnn_units before the hidden_sizes MLP
     critic_network = "mlp"  # mlp | lstm | gru, chosen apart from the actor's (pomdp-baselines: separate encoders)
     rnn_units = 128  # the LSTM/GRU size (pomdp-baselines' Pendulum POMDPs: 128; TF-Agents' SAC RNN example: 40)
@@ -54,7 +54,7 @@ def default_config():
     learn_alpha = True  # False: keep alpha = initial_alpha fixed (the paper's first version, 1801.01290)
     reward_scale = 1.0  # rewards are multiplied by this in the TD target (haarnoja18 MuJoCo: 0.1)
 
-    # --- Speed options (docs: README "Speed"); the defaults are the exact algorithm ------------------
+    # --- Speed options (docs/speed.md); the defaults are the exact algorithm ------------------
     num_envs = 1  # environments stepped together; total_steps counts the transitions of all of them
     train_every = 1  # environment steps between update rounds (after learning_starts)
     gradient_steps = 1  # updates per round, in one compiled call; updates per transition = gradient_steps / train_every
@@ -64,14 +64,14 @@ def default_config():
     eval_episodes = 10  # episodes per evaluation, on an env seeded apart from the training env
     checkpoint_every = 10_000  # save the policy (model-<step>.pkl) and the training state (state-<step>.pkl) this often, and at the end
     keep_checkpoints = 5  # keep the newest this many policy checkpoints (and the newest 2 training states)
-    resume = None  # "runs/<id>": continue that stopped run from its newest training state (README "Resume")
+    resume = None  # "runs/<id>": continue that stopped run from its newest training state (docs/resume.md)
     video_every = 0  # N > 0: record one evaluation episode to runs/<id>/videos/step-<step>.mp4 every N steps and at the end (headless)
-    render = False  # True: show training env 0 in a window as it learns (needs a display; README "Videos")
+    render = False  # True: show training env 0 in a window as it learns (needs a display; docs/play.md)
     log_every = 1_000  # log losses, alpha, entropy, Q and steps/s, and print progress, this often
     num_threads = 0  # TensorFlow CPU threads (0: TensorFlow's default, all cores); 1 runs seeds side by side
     jit_compile = True  # compile the update and the policy with XLA (False: plain tf.function graphs)
 
-    # --- Devices and machines (README "Multi-GPU, TPU and multi-machine training") --------------------
+    # --- Devices and machines (docs/distributed.md) --------------------
     strategy = "default"  # default (one device) | mirrored (this machine's GPUs) | tpu | multi_worker (TF_CONFIG)
     cpu_replicas = 0  # N > 0 splits the CPU into N logical devices, so mirrored/multi_worker run without GPUs
     tpu_address = ""  # strategy=tpu: the TPU's address (grpc://host:8470 or a TPU name); empty: this TPU VM's own
@@ -147,7 +147,7 @@ def humanoid():
     checkpoint_every = 50_000  # a few minutes apart at MuJoCo speeds
     # target_entropy=None is -dim(A)/2 in [-1, 1] units on this [-0.4, 0.4]^17 box too: -24.08 for the
     # density in its own units. haarnoja18 takes -8.5 there (+0.42 nats per dimension in [-1, 1]
-    # units): a policy whose mean action fell while its samples stood (README "Validation", Humanoid).
+    # units): a policy whose mean action fell while its samples stood (docs/validation.md, Humanoid).
 
 
 def pendulum_p():
@@ -155,11 +155,11 @@ def pendulum_p():
     actor_network = "lstm"  # pomdp-baselines' recurrent SAC (configs/pomdp/pendulum/v/rnn.yml)
     critic_network = "lstm"  # separate encoders for actor and critic (pomdp-baselines: separate: True)
     hidden_sizes = [128, 128]  # pomdp-baselines' policy_layers and dqn_layers
-    gamma = 0.99  # paper Table 1; pomdp-baselines uses 0.9, which measured worse here (README "Recurrent networks")
+    gamma = 0.99  # paper Table 1; pomdp-baselines uses 0.9, which measured worse here (docs/recurrent.md)
     total_steps = 30_000  # issue 10's goal: at least -200 at 30k steps
     learning_starts = 1_000  # pomdp-baselines: num_init_rollouts_pool 5 x 200 steps
     eval_every = 2_000  # fifteen points on the learning curve
-    target_entropy = -0.5  # the target its README results were measured with (the default before issue 18 on this [-2, 2] box; -1.19 in [-1, 1] units)
+    target_entropy = -0.5  # the target its results in docs/recurrent.md were measured with (the default before issue 18 on this [-2, 2] box; -1.19 in [-1, 1] units)
 
 
 def pendulum_v():
@@ -167,11 +167,11 @@ def pendulum_v():
     actor_network = "lstm"  # pomdp-baselines' recurrent SAC (configs/pomdp/pendulum/v/rnn.yml)
     critic_network = "lstm"  # separate encoders for actor and critic (pomdp-baselines: separate: True)
     hidden_sizes = [128, 128]  # pomdp-baselines' policy_layers and dqn_layers
-    gamma = 0.9  # pomdp-baselines' Pendulum POMDP configs; 0.99 measured less stable here (README "Recurrent networks")
+    gamma = 0.9  # pomdp-baselines' Pendulum POMDP configs; 0.99 measured less stable here (docs/recurrent.md)
     total_steps = 30_000  # the -P task's budget (pomdp-baselines' -V example reaches -197 at 30k)
     learning_starts = 1_000  # pomdp-baselines: num_init_rollouts_pool 5 x 200 steps
     eval_every = 2_000  # fifteen points on the learning curve
-    target_entropy = -0.5  # the target its README results were measured with (the default before issue 18 on this [-2, 2] box; -1.19 in [-1, 1] units)
+    target_entropy = -0.5  # the target its results in docs/recurrent.md were measured with (the default before issue 18 on this [-2, 2] box; -1.19 in [-1, 1] units)
 
 
 NAMED_CONFIGS: dict[str, Callable[[], None]] = {
