@@ -7,9 +7,10 @@ Plays the deterministic policy (the squashed mean, as evaluation does; with --st
 actions, as training acts) for N episodes from resets seeded seed, seed+1, ... and prints the mean
 return and, per episode end, whether the episode ran to its time limit or was terminated with the
 torso below or above `healthy_z_range` (or for another reason, such as Hopper's and Walker2d's angle
-limits). Last, the policy's spread over the states it visited: the median over states and action
+limits), then the reward's terms as the env reports them (info["reward_*"]: forward, healthy,
+control and contact costs), summed per episode and averaged. Last, the policy's spread over the states it visited: the median over states and action
 dimensions of the pre-tanh standard deviation and of |tanh(mean)| (1 at the action box's bounds).
-README "Validation" uses it to say why an evaluation is low: short episodes (and which way they
+docs/validation.md uses it to say why an evaluation is low: short episodes (and which way they
 ended) rather than slow ones, and a mean action far from what the noisy policy does.
 """
 from __future__ import annotations
@@ -44,14 +45,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{policy.env_id}: only {', '.join(Z_INDEX)} end episodes by height")
     env = make_env(policy.env_id, policy.env_kwargs)
     low, high = env.unwrapped._healthy_z_range
-    returns, lengths, ends, visited = [], [], [], []
+    returns, lengths, ends, visited, terms = [], [], [], [], {}
     for i in range(args.episodes):
         obs, _ = env.reset(seed=args.seed + i)
         total, steps, terminated, truncated = 0.0, 0, False, False
         while not (terminated or truncated):
             visited.append(np.asarray(obs, np.float32).reshape(-1))
-            obs, reward, terminated, truncated, _ = env.step(policy.act(obs, stochastic=args.stochastic))
+            obs, reward, terminated, truncated, info = env.step(policy.act(obs, stochastic=args.stochastic))
             total, steps = total + float(reward), steps + 1
+            for key in (k for k in info if k.startswith("reward_")):
+                terms.setdefault(key, np.zeros(args.episodes))[i] += float(info[key])
         z = float(env.unwrapped.data.qpos[Z_INDEX[family]])
         ends.append("time limit" if not terminated else "below" if z < low else "above" if z > high else "other")
         returns.append(total)
@@ -68,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
                  "below": f"torso below {low} (terminated)", "other": "terminated otherwise"}[kind]
         print(f"  {len(chosen):3d} {label}: mean return {returns_array[chosen].mean():.0f}, "
               f"lengths {min(lengths[i] for i in chosen)}-{max(lengths[i] for i in chosen)}")
+    if terms:
+        print("  reward terms per episode (mean): " + ", ".join(f"{k[len('reward_'):]} {v.mean():.1f}"
+                                                              for k, v in sorted(terms.items())))
     mean, log_std = policy.actor(np.stack(visited))
     print(f"  policy spread over the {len(visited)} states visited: median pre-tanh std "
           f"{np.median(np.exp(log_std.numpy())):.3f}, median |tanh(mean)| {np.median(np.abs(np.tanh(mean.numpy()))):.3f}")
