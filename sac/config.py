@@ -130,7 +130,7 @@ def ant():
 
 def ant_no_cfrc():
     env_id = "Ant-v5"
-    env_kwargs = {"include_cfrc_ext_in_observation": False}  # the 27 entries Ant-v4 observes by default: no contact forces (always zero under the anchors' MuJoCo 2.0 / mujoco-py, openai/gym#1541); their cost is still charged
+    env_kwargs = {"include_cfrc_ext_in_observation": False}  # the 27 entries Ant-v4 observes by default: no contact forces (always zero under the anchors' MuJoCo 2.0 / mujoco-py, openai/gym#1541); their cost (at most 39 per 1,000-step episode) is still charged
     total_steps = 3_000_000  # haarnoja18 reports Ant at 1M and 3M steps
     learning_starts = 10_000  # haarnoja18 initial_collect_steps for Ant
     reward_scale = 0.1  # haarnoja18 reward_scale_factor (all MuJoCo tasks)
