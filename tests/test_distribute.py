@@ -15,7 +15,7 @@ from sac.distribute import Cluster, check_request, read_cluster
 from sac.errors import UserError
 
 from .conftest import REPO, read_metrics, run_cli, train
-from .test_bad_input import _assert_one_line_error
+from .test_bad_input import _assert_refused
 
 SHORT = ["total_steps=800", "learning_starts=400", "eval_every=400", "eval_episodes=2", "log_every=100",
          "hidden_sizes=[32,32]", "batch_size=32", "checkpoint_every=400"]
@@ -97,22 +97,28 @@ def test_tpu_is_refused_on_a_machine_without_one():
 
 
 @pytest.mark.smoke
-@pytest.mark.parametrize("updates, env, fragments", [
-    (["strategy=mirrored"], {}, ["strategy=mirrored needs GPUs"]),
-    (["strategy=mirrored", "cpu_replicas=3"], {}, ["batch_size=256 does not divide among 3 replicas"]),
-    (["strategy=tpu"], {}, ["strategy=tpu: no TPU is reachable"]),
-    (["strategy=multi_worker"], {}, ["strategy=multi_worker needs TF_CONFIG"]),
+@pytest.mark.parametrize("updates, env, message", [
+    (["strategy=mirrored"], {}, "strategy=mirrored needs GPUs and this machine has none; set cpu_replicas=N to "
+                                "mirror over N logical CPU devices"),
+    (["strategy=mirrored", "cpu_replicas=3"], {},
+     "batch_size=256 does not divide among 3 replicas (1 worker(s) x 3 device(s)); choose a multiple of 3"),
+    (["strategy=tpu"], {}, "strategy=tpu: no TPU is reachable (this machine has no TPU device and tpu_address is "
+                           "empty; give tpu_address=grpc://host:8470 or a TPU name)"),
+    (["strategy=multi_worker"], {}, "strategy=multi_worker needs TF_CONFIG, the cluster as TensorFlow defines it, "
+                                    """e.g. TF_CONFIG='{"cluster": {"worker": ["host1:2222", "host2:2222"]}, """
+                                    """"task": {"type": "worker", "index": 0}}'"""),
     (["strategy=multi_worker"], {"TF_CONFIG": '{"cluster": {"worker": ["127.0.0.1:1"]}}'},
-     ["TF_CONFIG is not usable"]),
-    (["strategy=parallel"], {}, ["strategy must be one of default, mirrored, tpu, multi_worker"]),
+     "TF_CONFIG is not usable (KeyError: 'task'); it needs "
+     '{"cluster": {"worker": [...]}, "task": {"type": ..., "index": ...}}'),
+    (["strategy=parallel"], {}, "strategy must be one of default, mirrored, tpu, multi_worker, got 'parallel'"),
 ])
-def test_train_refuses_a_strategy_it_cannot_run_before_any_work(workdir: Path, updates, env, fragments):
-    if "strategy=mirrored needs GPUs" in fragments and not _no_gpu():
-        pytest.skip("this machine has a GPU")
-    if "strategy=tpu: no TPU is reachable" in fragments and _has_tpu():
-        pytest.skip("this machine has a TPU")
+def test_train_refuses_a_strategy_it_cannot_run_before_any_work(workdir: Path, updates, env, message):
+    if updates == ["strategy=mirrored"] and not _no_gpu():
+        pytest.skip("this machine has a GPU: strategy=mirrored is valid here")
+    if updates == ["strategy=tpu"] and _has_tpu():
+        pytest.skip("this machine has a TPU: strategy=tpu is valid here")
     result = run_cli(["-m", "sac.train", "with", *updates], workdir, timeout=120, env=env)
-    _assert_one_line_error(result, *fragments)
+    _assert_refused(result, message)
     assert not (workdir / "runs").exists() or not any((workdir / "runs").iterdir())
 
 
