@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import malicious_pickle, read_metrics, run_cli, train
+from .conftest import assert_play_output, malicious_pickle, read_metrics, run_cli, train
 
 pytestmark = pytest.mark.smoke
 
@@ -95,7 +95,7 @@ def test_dict_observations_are_flattened_and_asymmetric_boxes_train(workdir: Pat
     assert read_metrics(run)["eval/return_mean"]["steps"] == [60]
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["model-60.pkl", "state-60.pkl"]
     result = run_cli(["-m", "sac.play", str(run), "--no-render"], workdir)
-    assert result.returncode == 0 and "mean return" in result.stdout, result.stderr
+    assert_play_output(result, run / "checkpoints" / "model-60.pkl")
 
 
 def test_play_refuses_missing_foreign_and_mismatched_checkpoints(workdir: Path):

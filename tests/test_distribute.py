@@ -14,7 +14,7 @@ from sac import checkpoint
 from sac.distribute import Cluster, check_request, read_cluster
 from sac.errors import UserError
 
-from .conftest import REPO, read_metrics, run_cli, train
+from .conftest import REPO, assert_play_output, read_metrics, run_cli, train
 from .test_bad_input import _assert_refused
 
 SHORT = ["total_steps=800", "learning_starts=400", "eval_every=400", "eval_episodes=2", "log_every=100",
@@ -158,7 +158,7 @@ def test_a_mirrored_run_writes_plays_resumes_after_kill_9_and_crosses_strategies
     metrics = read_metrics(alone)
     assert metrics["loss/critic"]["steps"] == [500, 600, 700, 800] and metrics["eval/return_mean"]["steps"] == [400, 800]
     result = run_cli(["-m", "sac.play", str(alone), "--no-render"], tmp_path)
-    assert result.returncode == 0 and "mean return" in result.stdout, result.stderr
+    assert_play_output(result, alone / "checkpoints" / "model-800.pkl")
 
     # kill -9 at step 600 (after the state of step 400), then resume under mirrored: exactly the run
     # left alone.
