@@ -155,15 +155,19 @@ def _compare(agent: SACAgent, reference: ref.State, updates: int) -> None:
 
 # --- The noise seam -------------------------------------------------------------------------------------
 
+# Stateless N(0, 1) draws, XLA-compiled or not (traced once per shape; the seed is an input).
+_DRAW = {jit: tf.function(lambda shape, seed: tf.random.stateless_normal(shape, seed=seed), jit_compile=jit)
+         for jit in (False, True)}
+
+
 def _draws(agent: SACAgent, rows: tuple[int, ...], jit_compile: bool) -> tuple[np.ndarray, np.ndarray]:
     """The (next-action, actor) standard-normal draws of the agent's next update (module docstring)."""
     key, counter = int(agent._update_key.numpy()), int(agent.update_counter.numpy())
-    shape = tuple(rows) + (agent.action_dim,)
+    shape = tuple(int(r) for r in rows) + (agent.action_dim,)
 
     def draw(stream: int) -> np.ndarray:
         seed = tf.constant([key, 4 * counter + stream], tf.int64)
-        fn = tf.function(lambda: tf.random.stateless_normal(shape, seed=seed), jit_compile=jit_compile)
-        return fn().numpy().astype(np.float64)
+        return _DRAW[jit_compile](shape, seed).numpy().astype(np.float64)
 
     return draw(0), draw(1)
 
