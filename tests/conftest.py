@@ -4,10 +4,12 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -63,3 +65,49 @@ class _RunsAShellCommand:
 def malicious_pickle(marker: Path) -> bytes:
     """A hand-crafted 'checkpoint' that would create `marker` if it were ever unpickled normally."""
     return pickle.dumps({"format": "sac-policy", "x": _RunsAShellCommand(marker)})
+
+
+def played_episodes(policy_source: Path, episodes: int = 1, seed: int = 0, stochastic: bool = False,
+                    env_id: str | None = None) -> list[float]:
+    """The returns `python -m sac.play` should report, computed in this process through the Python
+    API: load_policy(policy_source, seed), the env made as play makes it (sac.envs.make_env with the
+    checkpoint's env_kwargs), the first episode from reset(seed), the next ones from unseeded
+    resets, each starting the policy afresh."""
+    from sac.envs import make_env
+    from sac.policy import load_policy
+
+    policy = load_policy(policy_source, seed=seed)
+    env = make_env(env_id or policy.env_id, policy.env_kwargs if env_id in (None, policy.env_id) else {})
+    returns = []
+    try:
+        for episode in range(episodes):
+            obs, _ = env.reset(seed=seed if episode == 0 else None)
+            policy.reset()
+            total, done = 0.0, False
+            while not done:
+                action = policy.act(np.asarray(obs, np.float32).reshape(-1), stochastic=stochastic)
+                obs, reward, terminated, truncated, _ = env.step(action)
+                total += float(reward)
+                done = terminated or truncated
+            returns.append(total)
+    finally:
+        env.close()
+    return returns
+
+
+def assert_play_output(result: subprocess.CompletedProcess, policy_file: Path, episodes: int = 1, seed: int = 0,
+                       stochastic: bool = False, env_id: str | None = None) -> None:
+    """`sac.play`'s whole standard output, line for line: the checkpoint it plays and that file's
+    step, then each episode's return, which must be those of the same policy played in this process
+    (a randomly initialised or wrongly loaded actor would score otherwise), then their mean."""
+    from sac.policy import read_policy_file
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    payload = read_policy_file(policy_file)
+    step = int(re.fullmatch(r"model-(\d+)\.pkl", policy_file.name).group(1))
+    assert payload["step"] == step, (policy_file, payload["step"])
+    returns = played_episodes(policy_file, episodes, seed, stochastic, env_id)
+    want = [f"playing {policy_file} (step {step}) on {env_id or payload['env_id']}"]
+    want += [f"episode {i} return {r:.2f}" for i, r in enumerate(returns)]
+    want.append(f"mean return {float(np.mean(returns)):.2f}")
+    assert result.stdout.splitlines() == want, result.stdout + result.stderr[-2000:]

@@ -12,7 +12,7 @@ import pytest
 
 from sac.policy import load_policy
 
-from .conftest import read_metrics, run_cli, train
+from .conftest import assert_play_output, read_metrics, run_cli, train
 
 pytestmark = pytest.mark.smoke
 
@@ -74,18 +74,16 @@ def test_checkpoint_loads_through_the_python_api_and_play_runs_it(short_run: Pat
     action = policy.act(np.zeros(3, np.float32))
     assert action.shape == (1,) and -2.0 <= action[0] <= 2.0
 
+    # The run's newest checkpoint, played exactly as the same policy plays in this process: the
+    # first episode from reset(seed=0), the second from the env's own next start.
     result = run_cli(["-m", "sac.play", str(short_run), "--episodes", "2", "--no-render"], short_run)
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.strip().splitlines()
-    assert lines[-3].startswith("episode 0 return ") and lines[-2].startswith("episode 1 return ")
-    assert lines[-1].startswith("mean return ")
-    returns = [float(line.rsplit(" ", 1)[1]) for line in lines[-3:]]
-    assert returns[2] == pytest.approx((returns[0] + returns[1]) / 2, abs=0.01)
+    assert_play_output(result, short_run / "checkpoints" / "model-600.pkl", episodes=2)
 
-    # The original README's form, ENV_ID then the checkpoint file.
-    result = run_cli(["-m", "sac.play", "Pendulum-v1", str(short_run / "checkpoints" / "model-400.pkl"),
-                      "--no-render"], short_run)
-    assert result.returncode == 0 and "mean return" in result.stdout, result.stderr
+    # The original README's form, ENV_ID then the checkpoint file; another seed, sampled actions.
+    model_400 = short_run / "checkpoints" / "model-400.pkl"
+    result = run_cli(["-m", "sac.play", "Pendulum-v1", str(model_400), "--no-render", "--seed", "3",
+                      "--stochastic"], short_run)
+    assert_play_output(result, model_400, seed=3, stochastic=True, env_id="Pendulum-v1")
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".gif"])
@@ -158,4 +156,4 @@ def test_multi_dimensional_observations_several_envs_and_no_xla_from_the_command
     assert policy.act(np.zeros((2, 3), np.float32)).shape == (2,)  # one raw (2, 3) observation
     assert policy.act(np.zeros((5, 6), np.float32)).shape == (5, 2)  # a flat batch
     result = run_cli(["-m", "sac.play", str(run), "--no-render"], tmp_path)
-    assert result.returncode == 0 and "mean return" in result.stdout, result.stderr
+    assert_play_output(result, run / "checkpoints" / "model-100.pkl")
