@@ -22,7 +22,8 @@ import tensorflow as tf
 from sac import losses, seeding
 from sac.distribute import Replication
 from sac.networks import build_actor, build_critic
-from sac.policy import Policy, standard_normal_draws
+from sac.noise import seed_pair, standard_normal_draws
+from sac.policy import Policy
 
 
 @dataclass(frozen=True)
@@ -106,8 +107,9 @@ class SACAgent:
         self.critic_optimizer.build(self.critic.trainable_variables)
         self.alpha_optimizer.build([self.log_alpha])
 
-        # Two random streams: (update_key, n) for the updates, (act_key, n) for acting.
-        # Variables, not constants, so that a restored training state carries its own noise streams.
+        # Two random streams (sac/noise.py): (update_key, update_counter) for the updates, the
+        # policy's (act_key, act_counter) for acting. Variables, not constants, so that a restored
+        # training state carries its own noise streams.
         self._update_key = tf.Variable(update_key, dtype=tf.int64, trainable=False, name="update_key")
         self.update_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="update_counter")
         # Acting (exploration, evaluation) goes through the one policy API; its noise stream is (act_key, n).
@@ -161,8 +163,8 @@ class SACAgent:
         return tf.exp(tf.convert_to_tensor(self.log_alpha))
 
     def _noise(self, key: tf.Tensor, counter: tf.Variable, stream: int, rows: tuple[int, ...]) -> tf.Tensor:
-        """N(0, 1) draws of shape rows + (action_dim,) from the update stream (key, 4 * counter + stream)."""
-        return self._draw(tuple(rows) + (self.action_dim,), tf.stack([tf.convert_to_tensor(key), 4 * counter + stream]))
+        """N(0, 1) draws of shape rows + (action_dim,): draw `stream` of the update stream (sac/noise.py)."""
+        return self._draw(tuple(rows) + (self.action_dim,), seed_pair(key, counter, stream))
 
     def _rows(self, batch: dict[str, tf.Tensor], rows: int | None = None) -> tuple[int, ...]:
         """The shape of a batch's noise rows (without the action axis): [B] for transitions, [B, T]

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from sac import checkpoint
+from sac.noise import seed_pair, standard_normal_draws
 from sac.errors import UserError
 
 FORMAT = "sac-policy"
@@ -98,19 +99,6 @@ def find_policy_file(path: Path) -> tuple[Path, dict[str, Any]]:
     return path, read_policy_file(path)
 
 
-def standard_normal_draws(jit_compile: bool) -> Any:
-    """A function (shape, seed) -> stateless N(0, 1) draws of that shape, keyed by the int64 pair
-    `seed`. XLA draws stateless normals with another algorithm than TensorFlow's own kernels, so the
-    draws are compiled exactly when the code around them would be: a distributed update (which runs
-    as a plain graph) with jit_compile=True then draws the same noise as the one-device XLA update."""
-    import tensorflow as tf
-
-    def draw(shape: tuple[int, ...], seed: Any) -> Any:
-        return tf.random.stateless_normal(shape, seed=seed)
-
-    return tf.function(draw, jit_compile=True) if jit_compile else draw
-
-
 class Policy:
     """Acts with an actor (sac.networks.Actor). `act` takes one flat observation [O] or a batch [B, O]
     (observations of other shapes are flattened as sac.envs.make_env flattens them; a leading
@@ -151,10 +139,7 @@ class Policy:
 
     def _next_noise(self, rows: int) -> Any:
         """Graph code: the next [rows, A] draws of the policy's noise stream; the counter advances."""
-        import tensorflow as tf
-
-        seed = tf.stack([tf.convert_to_tensor(self.noise_key), 4 * self.noise_counter])
-        noise = self._draw((rows, self.actor.action_dim), seed)
+        noise = self._draw((rows, self.actor.action_dim), seed_pair(self.noise_key, self.noise_counter))
         self.noise_counter.assign_add(1)
         return noise
 
