@@ -120,7 +120,7 @@ def build_run(config: RunConfig, *, run_dir: Path | None = None, metrics_sink: A
     from sac.envs import make_vector_env, observation_dim
     from sac.loop import Schedule
     from sac.metrics import MetricsLogger
-    from sac.rendering import VideoRecorder, Viewer
+    from sac.rendering import ShownInViewer, VideoRecorder, Viewer
     from sac.replay import ReplayBuffer
     from sac.seeding import RunSeeds
     from sac.training_state import CheckpointWriter
@@ -147,7 +147,8 @@ def build_run(config: RunConfig, *, run_dir: Path | None = None, metrics_sink: A
     # Pictures render in processes of their own (sac/rendering.py): render=True mirrors env 0 into a
     # window; video_every records an evaluation episode (eval env 0's start) every so many steps.
     viewer = Viewer(config.env_id, config.env_kwargs, stream=stream) if config.render and cluster.is_chief else None
-    envs = make_vector_env(config.env_id, config.env_kwargs, config.num_envs, viewer=viewer)
+    envs = make_vector_env(config.env_id, config.env_kwargs, config.num_envs,
+                           wrap_first=None if viewer is None else lambda env: ShownInViewer(env, viewer))
     video = None
     if config.video_every and run_dir is not None:
         video = VideoRecorder(config.env_id, config.env_kwargs, Path(run_dir) / "videos", seed=seeds.eval_env,
