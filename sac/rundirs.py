@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sac import checkpoint
-from sac.resume import process_alive, read_json, still_running
+from sac.runfiles import process_alive, read_json, still_running
 
 
 def _run_ids(cell: Path) -> list[Path]:

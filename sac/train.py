@@ -29,6 +29,7 @@ from sacred.utils import SacredError, SacredInterrupt
 from sac import config as config_module
 from sac import distribute
 from sac import resume as resume_module
+from sac import runfiles
 from sac.envs import check_env_config, has_display
 from sac.errors import UserError
 
@@ -174,7 +175,7 @@ def _train(cfg: config_module.RunConfig, sacred_run: Any) -> dict[str, float]:
     cluster = ex.cluster
     run_dir = _run_directory(sacred_run) if cluster.is_chief else None
     if run_dir is not None:
-        resume_module.record_process(run_dir)
+        runfiles.record_process(run_dir)
 
     # SIGTERM (a scheduler's preemption) and SIGINT (Ctrl-C): finish the step, save, exit non-zero.
     # Installed first, so a signal during start-up also ends in a saved state at the first step.
