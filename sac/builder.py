@@ -120,6 +120,7 @@ def build_run(config: RunConfig, *, run_dir: Path | None = None, metrics_sink: A
     from sac.envs import make_vector_env, observation_dim
     from sac.loop import Schedule
     from sac.metrics import MetricsLogger
+    from sac.policy import PolicySpec
     from sac.rendering import ShownInViewer, VideoRecorder, Viewer
     from sac.replay import ReplayBuffer
     from sac.seeding import RunSeeds
@@ -185,11 +186,14 @@ def build_run(config: RunConfig, *, run_dir: Path | None = None, metrics_sink: A
     )
     checkpoints = None
     if checkpoint_dir is not None:
+        policy_spec = PolicySpec(env_id=config.env_id, env_kwargs=config.env_kwargs,
+                                 observation_shape=observation_shape, action_low=low, action_high=high,
+                                 hidden_sizes=tuple(config.hidden_sizes), actor_network=config.actor_network,
+                                 rnn_units=config.rnn_units)
         checkpoints = CheckpointWriter(
-            checkpoint_dir, config=config.to_dict(), agent=agent, buffer=buffer, envs=envs,
-            logger=logger, observation_shape=observation_shape, action_low=low, action_high=high,
-            keep_policies=config.keep_checkpoints if cluster.is_chief else 0, keep_states=KEEP_TRAINING_STATES,
-            num_workers=cluster.num_workers)
+            checkpoint_dir, config=config.to_dict(), policy_spec=policy_spec, agent=agent, buffer=buffer,
+            envs=envs, logger=logger, keep_policies=config.keep_checkpoints if cluster.is_chief else 0,
+            keep_states=KEEP_TRAINING_STATES, num_workers=cluster.num_workers)
     return RunParts(config=config, cluster=cluster, replication=replication, seeds=seeds, envs=envs,
                     eval_envs=eval_envs, observation_shape=observation_shape, target_entropy=float(target_entropy), agent=agent, buffer=buffer, schedule=schedule,
                     logger=logger, checkpoints=checkpoints, video=video, viewer=viewer)

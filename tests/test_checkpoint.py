@@ -14,7 +14,7 @@ import pytest
 from sac import checkpoint
 from sac.errors import UserError
 from sac.networks import build_actor, build_critic
-from sac.policy import find_policy_file, load_policy, policy_payload, read_policy_file
+from sac.policy import PolicySpec, find_policy_file, load_policy, policy_payload, read_policy_file
 
 from .conftest import malicious_pickle
 
@@ -28,9 +28,10 @@ CONFIG = {"env_id": "Some-v0", "env_kwargs": {"a": 1}, "hidden_sizes": [16, 8]}
 def _payload(step: int = 100, seed: int = 0) -> tuple[dict, object]:
     actor = build_actor(5, LOW, HIGH, [16, 8], seed=seed)
     critic = build_critic(5, 2, [16, 8], seed=seed + 1)
-    payload = policy_payload(step=step, config=CONFIG, observation_shape=(5,), action_low=LOW,
-                                        action_high=HIGH, hidden_sizes=[16, 8],
-                                        actor_weights=actor.get_weights(), critic_weights=critic.get_weights())
+    spec = PolicySpec(env_id=CONFIG["env_id"], env_kwargs=CONFIG["env_kwargs"], observation_shape=(5,),
+                      action_low=LOW, action_high=HIGH, hidden_sizes=(16, 8))
+    payload = policy_payload(step=step, spec=spec, config=CONFIG, actor_weights=actor.get_weights(),
+                             critic_weights=critic.get_weights())
     return payload, actor
 
 
