@@ -23,6 +23,7 @@ from sac import losses, seeding
 from sac.batch_kinds import BatchKind, Sequences, Transitions
 from sac.distribute import Replication
 from sac.distributed_update import ReplicatedPhases
+from sac.kinds import NetworkKind, any_recurrent
 from sac.networks import build_actor, build_critic
 from sac.noise import seed_pair, standard_normal_draws
 from sac.policy import Policy
@@ -61,15 +62,15 @@ def _tape(wrt: object | None) -> Iterator[tf.GradientTape]:
 class SACAgent:
     def __init__(self, obs_dim: int, action_low: np.ndarray, action_high: np.ndarray,
                  hidden_sizes: Sequence[int], settings: SACSettings, seed: int, jit_compile: bool = True,
-                 replication: Replication | None = None, actor_network: str = "mlp",
-                 critic_network: str = "mlp", rnn_units: int = 0, burn_in: int = 0) -> None:
+                 replication: Replication | None = None, actor_network: NetworkKind = "mlp",
+                 critic_network: NetworkKind = "mlp", rnn_units: int = 0, burn_in: int = 0) -> None:
         self.settings = settings
         self.obs_dim = int(obs_dim)
         self.action_dim = int(np.asarray(action_low).shape[0])
         self.networks = {"actor": actor_network, "critic": critic_network, "rnn_units": int(rnn_units)}
-        # Any recurrent network makes the update work on sequences (an MLP then acts per step in them).
-        sequences = actor_network != "mlp" or critic_network != "mlp"
-        self.batch_kind: BatchKind = Sequences(burn_in) if sequences else Transitions()
+        # What the update reads of a batch: sequences if any network is recurrent, else transitions.
+        self.batch_kind: BatchKind = (Sequences(burn_in) if any_recurrent(actor_network, critic_network)
+                                      else Transitions())
         self.sequences = self.batch_kind.sequences
         self.batch_keys = self.batch_kind.keys
         self.replication = replication or Replication(None)

@@ -43,6 +43,7 @@ from sac import checkpoint, rundirs
 from sac import config as config_module
 from sac.changeable import CHANGEABLE, changed_entries
 from sac.errors import UserError
+from sac.kinds import CELL_STATES
 from sac.runfiles import read_json
 
 # The package's root: the training processes import this same code (AutoGraph reads the source).
@@ -141,7 +142,7 @@ def status_table(cells: list[Cell], parallel: int) -> str:
                      str(st.head if st.head is not None else cell.directory)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip() for row in rows]
-    summary = ", ".join(f"{counts[s]} {s}" for s in ("done", "running", "stopped", "failed", "missing") if s in counts)
+    summary = ", ".join(f"{counts[s]} {s}" for s in CELL_STATES if s in counts)
     if rates and remaining:
         rate = sum(rates) / len(rates)
         # Fewer runs left than slots run fewer at a time, and no grid ends before its slowest run.

@@ -36,6 +36,7 @@ import numpy as np
 from sac import checkpoint
 from sac.noise import seed_pair, standard_normal_draws
 from sac.errors import UserError
+from sac.kinds import NetworkKind
 
 FORMAT = "sac-policy"
 _REQUIRED = ("step", "env_id", "observation_shape", "action_low", "action_high", "hidden_sizes", "actor")
@@ -52,7 +53,7 @@ class PolicySpec:
     action_low: np.ndarray
     action_high: np.ndarray
     hidden_sizes: tuple[int, ...]
-    actor_network: str = "mlp"  # mlp | lstm | gru
+    actor_network: NetworkKind = "mlp"
     rnn_units: int = 0
 
 

@@ -34,6 +34,7 @@ from sac import resume as resume_module
 from sac import runfiles
 from sac.envs import check_env_config, has_display
 from sac.errors import UserError
+from sac.kinds import any_recurrent
 
 # Capture printed output through Python (not a `tee` subprocess): the progress lines land in cout.txt.
 SETTINGS.CAPTURE_MODE = "sys"
@@ -249,7 +250,7 @@ def _train(cfg: config_module.RunConfig, sacred_run: Any) -> dict[str, float]:
         where = f"run directory {run_dir}" if run_dir is not None else (
             f"{cluster.describe(cluster.worker_index)} of {_display(shared_run)}")
         networks = ""
-        if cfg.actor_network != "mlp" or cfg.critic_network != "mlp":
+        if any_recurrent(cfg.actor_network, cfg.critic_network):
             networks = (f" with {cfg.actor_network} actor and {cfg.critic_network} critic (batches of "
                         f"{cfg.batch_size} sequences of {cfg.sequence_length} steps)")
         print(f"sac: training {cfg.env_id} for {cfg.total_steps} steps (seed {cfg.seed}){networks}; {where}",
