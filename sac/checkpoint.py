@@ -251,6 +251,10 @@ def read_state_file(path: Path) -> dict[str, Any]:
     payload = read_payload(path)
     if not isinstance(payload, dict) or payload.get("format") != STATE_FORMAT or payload.get("version") != VERSION:
         raise UserError(f"{path} is not a training state of this sac version")
+    if "loop" in payload and "acting_state" not in payload["loop"]:
+        # Format 2 before recurrent policies (sac before d2c2d0c) kept no acting state in the loop.
+        raise UserError(f"{path} was written by a sac version older than recurrent policies (its loop state has "
+                        "no acting state); this version cannot resume it")
     return payload
 
 
