@@ -159,14 +159,6 @@ def prune_checkpoints(directory: Path, keep: int, kind: CheckpointKind = "model"
         old.unlink(missing_ok=True)
 
 
-def save_checkpoint(directory: Path, payload: dict[str, Any], keep: int, kind: CheckpointKind = "model") -> Path:
-    """Write <kind>-<step>.pkl, then delete all but the newest `keep` of that kind: older files are
-    deleted only after the new one is complete on disk."""
-    path = write_checkpoint(directory, payload, kind)
-    prune_checkpoints(directory, keep, kind)
-    return path
-
-
 # --- Reading -----------------------------------------------------------------------------------------
 
 def list_checkpoints(directory: Path, kind: CheckpointKind = "model") -> list[Path]:
