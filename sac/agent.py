@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import keras
@@ -20,9 +20,13 @@ import numpy as np
 import tensorflow as tf
 
 from sac import losses, seeding
+from sac.batch_kinds import BatchKind, Sequences, Transitions
 from sac.distribute import Replication
+from sac.distributed_update import ReplicatedPhases
+from sac.kinds import NetworkKind, any_recurrent
 from sac.networks import build_actor, build_critic
-from sac.policy import Policy, standard_normal_draws
+from sac.noise import seed_pair, standard_normal_draws
+from sac.policy import Policy
 
 
 @dataclass(frozen=True)
@@ -40,24 +44,30 @@ class SACSettings:
     alpha_lr: float = 3e-4
 
 
-# What one update reads of a batch: transitions (feed-forward networks) or sequences (any recurrent one).
-TRANSITION_KEYS = ("obs", "action", "reward", "next_obs", "terminated")
-SEQUENCE_KEYS = ("obs", "prev_action", "action", "reward", "terminated", "mask", "warm")
+@contextlib.contextmanager
+def _tape(wrt: object | None) -> Iterator[tf.GradientTape]:
+    """A gradient tape that also watches `wrt`, the tensors standing for variables in a replica's
+    compiled phase (a tape watches trainable variables by itself, but not plain tensors)."""
+    with tf.GradientTape() as tape:
+        if wrt is not None:
+            tape.watch(wrt)
+        yield tape
 
 
 class SACAgent:
     def __init__(self, obs_dim: int, action_low: np.ndarray, action_high: np.ndarray,
                  hidden_sizes: Sequence[int], settings: SACSettings, seed: int, jit_compile: bool = True,
-                 replication: Replication | None = None, actor_network: str = "mlp", critic_network: str = "mlp",
-                 rnn_units: int = 0, burn_in: int = 0) -> None:
+                 replication: Replication | None = None, actor_network: NetworkKind = "mlp",
+                 critic_network: NetworkKind = "mlp", rnn_units: int = 0, burn_in: int = 0) -> None:
         self.settings = settings
         self.obs_dim = int(obs_dim)
         self.action_dim = int(np.asarray(action_low).shape[0])
         self.networks = {"actor": actor_network, "critic": critic_network, "rnn_units": int(rnn_units)}
-        # Any recurrent network makes the update work on sequences (an MLP then acts per step in them).
-        self.sequences = actor_network != "mlp" or critic_network != "mlp"
-        self.batch_keys = SEQUENCE_KEYS if self.sequences else TRANSITION_KEYS
-        self.burn_in = int(burn_in)
+        # What the update reads of a batch: sequences if any network is recurrent, else transitions.
+        self.batch_kind: BatchKind = (Sequences(burn_in) if any_recurrent(actor_network, critic_network)
+                                      else Transitions())
+        self.sequences = self.batch_kind.sequences
+        self.batch_keys = self.batch_kind.keys
         self.replication = replication or Replication(None)
         strategy = self.replication.strategy
         # Under a tf.distribute strategy every variable (weights, optimizer slots, counters) is created
@@ -65,15 +75,15 @@ class SACAgent:
         with strategy.scope() if strategy is not None else contextlib.nullcontext():
             self._build(action_low, action_high, hidden_sizes, seed, jit_compile and strategy is None, jit_compile)
         if strategy is None:
+            self._run_phase = self._one_device_phase
             self._train_and_act_fn = tf.function(self._train_and_act, jit_compile=jit_compile)
         else:
             # XLA cannot compile a step whose variables live on several devices (keras-team/keras#19005):
             # the distributed step is a graph whose per-replica phases are XLA-compiled on values
-            # (_replica_phase; README "Multi-GPU, TPU and multi-machine").
-            self._update_step = self._distributed_update
+            # (sac/distributed_update.py; README "Multi-GPU, TPU and multi-machine").
+            self._replicas = ReplicatedPhases(self.replication, self._replica_variables, jit_compile)
+            self._run_phase = self._replicated_phase
             self._train_and_act_fn = tf.function(self._train_and_act)
-            self._compiled_phases: dict[tuple, object] = {}
-            self._compile_replicas = jit_compile
         self._train_and_act_calls: dict[tuple, object] = {}
 
     def _build(self, action_low: np.ndarray, action_high: np.ndarray, hidden_sizes: Sequence[int], seed: int,
@@ -101,16 +111,19 @@ class SACAgent:
         self.critic_optimizer.build(self.critic.trainable_variables)
         self.alpha_optimizer.build([self.log_alpha])
 
-        # Two random streams: (update_key, n) for the updates, (act_key, n) for acting.
-        # Variables, not constants, so that a restored training state carries its own noise streams.
+        # Two random streams (sac/noise.py): (update_key, update_counter) for the updates, the
+        # policy's (act_key, act_counter) for acting. Variables, not constants, so that a restored
+        # training state carries its own noise streams.
         self._update_key = tf.Variable(update_key, dtype=tf.int64, trainable=False, name="update_key")
         self.update_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="update_counter")
         # Acting (exploration, evaluation) goes through the one policy API; its noise stream is (act_key, n).
         self.policy = Policy(self.actor, self.obs_dim, seed=act_key, jit_compile=jit_compile, xla_noise=xla_noise)
-        self._update_step = self._update
 
-    # --- The whole learning state, as numpy arrays (sac/training_state.py saves it) --------------------
+    # --- The whole learning state, listed once ---------------------------------------------------------
     def _state_variables(self) -> dict[str, list]:
+        """Every variable the update reads or writes, in groups: get_state / set_state (whose group
+        and list order is the pickled training state's, sac/training_state.py), the non-finite
+        check and, for the groups a replica's phase reads, the distributed update."""
         return {
             "actor": self.actor.weights, "critic": self.critic.weights, "target_critic": self.target_critic.weights,
             "actor_optimizer": self.actor_optimizer.variables, "critic_optimizer": self.critic_optimizer.variables,
@@ -118,6 +131,12 @@ class SACAgent:
             "scalars": [self.log_alpha, self.update_counter, self.policy.noise_counter, self._update_key,
                         self.policy.noise_key],
         }
+
+    def _replica_variables(self) -> dict[str, list]:
+        """The state groups a phase of the update reads: the weights and log(alpha) (scalars[0])."""
+        state = self._state_variables()
+        return {"actor": state["actor"], "critic": state["critic"], "target_critic": state["target_critic"],
+                "log_alpha": state["scalars"][:1]}
 
     def get_state(self) -> dict[str, list[np.ndarray]]:
         """Every variable the update reads or writes: weights, target weights, Adam's step counts and
@@ -155,9 +174,9 @@ class SACAgent:
     def alpha(self) -> tf.Tensor:
         return tf.exp(tf.convert_to_tensor(self.log_alpha))
 
-    def _noise(self, key: tf.Tensor, counter: tf.Variable, stream: int, rows: tuple[int, ...]) -> tf.Tensor:
-        """N(0, 1) draws of shape rows + (action_dim,) from the update stream (key, 4 * counter + stream)."""
-        return self._draw(tuple(rows) + (self.action_dim,), tf.stack([tf.convert_to_tensor(key), 4 * counter + stream]))
+    def _noise(self, stream: int, rows: tuple[int, ...]) -> tf.Tensor:
+        """N(0, 1) draws of shape rows + (action_dim,): draw `stream` of this update (sac/noise.py)."""
+        return self._draw(tuple(rows) + (self.action_dim,), seed_pair(self._update_key, self.update_counter, stream))
 
     def _rows(self, batch: dict[str, tf.Tensor], rows: int | None = None) -> tuple[int, ...]:
         """The shape of a batch's noise rows (without the action axis): [B] for transitions, [B, T]
@@ -165,243 +184,106 @@ class SACAgent:
         shape = tuple(int(d) for d in batch["action"].shape[:-1])
         return shape if rows is None else (rows,) + shape[1:]
 
-    def _loss_slots(self, batch: dict[str, tf.Tensor], rows: int) -> int:
-        """What the loss sums are divided by: the batch size, or for sequences its step slots (B * T)."""
-        return rows * int(batch["action"].shape[1]) if self.sequences else rows
-
-    def _per_valid_step(self, grads: object, metrics: dict[str, tf.Tensor]) -> tuple[object, dict[str, tf.Tensor]]:
-        """Sequences: turn sums over the slots into means over the steps that count (losses.batch_mean):
-        gradients and metrics are divided by the fraction of slots that count, summed over replicas."""
-        if not self.sequences:
-            return grads, metrics
-        metrics = dict(metrics)
-        scale = 1.0 / tf.maximum(metrics.pop("valid_fraction"), 1e-8)
-        return tf.nest.map_structure(lambda g: g * scale, grads), {k: v * scale for k, v in metrics.items()}
-
     # --- The update (Algorithm 1, one gradient step) -------------------------------------------------
     # Each phase's loss and gradients are computed by one method, used by both the single-device
     # update and the distributed one (where each replica computes them on its rows of the batch,
     # normalised by the global batch so that the summed gradients are those of the global mean).
+    # `divisor` is what loss sums are divided by (BatchKind.loss_divisor; None: batch means); `wrt`
+    # the values standing for the variables in a replica's compiled phase (sac/distributed_update.py).
 
     def _critic_gradients(self, batch: dict[str, tf.Tensor], next_noise: tf.Tensor, alpha: tf.Tensor,
-                          global_batch: int | None = None, wrt: list | None = None) -> tuple[list, dict[str, tf.Tensor]]:
+                          divisor: int | None = None, wrt: list | None = None) -> tuple[list, dict[str, tf.Tensor]]:
         """Critics: regress both Q-functions on the soft Bellman target (eqs. 5-7). Gradients with
-        respect to the critic's variables, or to `wrt`, the values standing for them (see
-        _replica_phase)."""
-        if self.sequences:
-            return self._sequence_critic_gradients(batch, next_noise, alpha, global_batch, wrt)
-        s = self.settings
-        obs, action, reward, next_obs, terminated = (batch[k] for k in TRANSITION_KEYS)
-        next_action, next_log_prob = self.actor.sample(next_obs, next_noise)
-        next_q1, next_q2 = self.target_critic(next_obs, next_action)
-        target = tf.stop_gradient(losses.td_target(reward, terminated, next_q1, next_q2, next_log_prob,
-                                                   alpha, s.gamma, s.reward_scale))
-        critic_vars = self.critic.trainable_variables if wrt is None else wrt
-        with tf.GradientTape() as tape:
-            if wrt is not None:
-                tape.watch(wrt)
-            q1, q2 = self.critic(obs, action)
-            loss_c, metrics = losses.critic_loss(q1, q2, target, global_batch)
-        return tape.gradient(loss_c, critic_vars), metrics
+        respect to the critic's variables, or to `wrt`."""
+        s, kind = self.settings, self.batch_kind
+        divisor = kind.loss_divisor(batch, None) if divisor is None else divisor
+        next_action, next_log_prob = self.actor.sample(kind.next_features(self.actor, batch), next_noise)
+        next_q1, next_q2 = self.target_critic(kind.next_features(self.target_critic, batch), next_action)
+        target = tf.stop_gradient(losses.td_target(batch["reward"], batch["terminated"], next_q1, next_q2,
+                                                   next_log_prob, alpha, s.gamma, s.reward_scale))
+        with _tape(wrt) as tape:
+            q1, q2 = self.critic(kind.features(self.critic, batch), batch["action"])
+            loss_c, metrics = losses.critic_loss(q1, q2, target, divisor, kind.mask(batch))
+        kind.count_steps(metrics, batch, divisor)
+        return tape.gradient(loss_c, self.critic.trainable_variables if wrt is None else wrt), metrics
 
     def _actor_gradients(self, batch: dict[str, tf.Tensor], noise: tf.Tensor, alpha: tf.Tensor,
-                         global_batch: int | None = None, wrt: list | None = None
+                         divisor: int | None = None, wrt: list | None = None
                          ) -> tuple[list, tf.Tensor, dict[str, tf.Tensor]]:
         """Actor: minimise alpha * log pi - min Q through a reparameterised sample (eq. 12)."""
-        if self.sequences:
-            return self._sequence_actor_gradients(batch, noise, alpha, global_batch, wrt)
-        obs = batch["obs"]
-        actor_vars = self.actor.trainable_variables if wrt is None else wrt
-        with tf.GradientTape() as tape:
-            if wrt is not None:
-                tape.watch(wrt)
-            new_action, log_prob = self.actor.sample(obs, noise)
-            q1_pi, q2_pi = self.critic(obs, new_action)
-            loss_a, metrics = losses.actor_loss(log_prob, q1_pi, q2_pi, alpha, global_batch)
-        return tape.gradient(loss_a, actor_vars), log_prob, metrics
+        kind = self.batch_kind
+        divisor = kind.loss_divisor(batch, None) if divisor is None else divisor
+        critic_features = kind.features(self.critic, batch, stop_gradient=True)
+        with _tape(wrt) as tape:
+            new_action, log_prob = self.actor.sample(kind.features(self.actor, batch), noise)
+            q1_pi, q2_pi = self.critic(critic_features, new_action)
+            loss_a, metrics = losses.actor_loss(log_prob, q1_pi, q2_pi, alpha, divisor, kind.mask(batch))
+        kind.count_steps(metrics, batch, divisor)
+        return tape.gradient(loss_a, self.actor.trainable_variables if wrt is None else wrt), log_prob, metrics
 
-    def _alpha_gradient(self, log_prob: tf.Tensor, global_batch: int | None = None, wrt: tf.Tensor | None = None,
+    def _alpha_gradient(self, log_prob: tf.Tensor, divisor: int | None = None, wrt: tf.Tensor | None = None,
                         mask: tf.Tensor | None = None) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
         """Temperature: move log(alpha) so the policy's entropy tracks the target (eq. 18). It reuses
         the log-probs of the actor step, as SB3 and CleanRL do (TF-Agents samples the updated actor
         again; the difference is one actor step's change to the entropy estimate)."""
         log_alpha = self.log_alpha if wrt is None else wrt
-        with tf.GradientTape() as tape:
-            if wrt is not None:
-                tape.watch(wrt)
-            loss_t, metrics = losses.alpha_loss(log_alpha, log_prob, self.settings.target_entropy, global_batch, mask)
+        with _tape(wrt) as tape:
+            loss_t, metrics = losses.alpha_loss(log_alpha, log_prob, self.settings.target_entropy, divisor, mask)
         return tape.gradient(loss_t, log_alpha), metrics
 
-    # --- The same three phases on sequences (recurrent networks) --------------------------------------
-    # obs / prev_action hold T + 1 steps (the last real one followed by its next observation), so one
-    # pass of a network over them gives each step's features and, one index later, its successor's.
-    # The state starts at zero: a sequence begins at its episode's start or is warmed up by burn-in.
+    # --- The two phases of an update: one replica's share of a distributed update (`values`: the
+    # tensors standing for its variables, or None), or the whole batch of the single-device update ----
+    def _critic_phase(self, values: dict[str, list] | None, divisor: int | None, batch: dict[str, tf.Tensor],
+                      next_noise: tf.Tensor) -> tuple:
+        wrt = None if values is None else values["critic"]
+        return self._critic_gradients(batch, next_noise, self.alpha, divisor, wrt=wrt)
 
-    def _encode(self, network: object, batch: dict[str, tf.Tensor], steps: slice) -> tf.Tensor:
-        features, _ = network.encode(batch["obs"][:, steps], batch["prev_action"][:, steps],
-                                     burn_in=self.burn_in, warm=batch["warm"])
-        return features
+    def _actor_phase(self, values: dict[str, list] | None, divisor: int | None, batch: dict[str, tf.Tensor],
+                     noise: tf.Tensor) -> tuple:
+        wrt = None if values is None else values["actor"]
+        grads, log_prob, metrics = self._actor_gradients(batch, noise, self.alpha, divisor, wrt=wrt)
+        alpha_grad = tf.zeros([])
+        if self.settings.learn_alpha:
+            alpha_grad, alpha_metrics = self._alpha_gradient(
+                log_prob, divisor, wrt=None if values is None else values["log_alpha"][0],
+                mask=self.batch_kind.mask(batch))
+            metrics.update(alpha_metrics)
+        return grads, alpha_grad, metrics
 
-    def _sequence_critic_gradients(self, batch: dict[str, tf.Tensor], next_noise: tf.Tensor, alpha: tf.Tensor,
-                                   global_batch: int | None, wrt: list | None) -> tuple[list, dict[str, tf.Tensor]]:
-        s, mask = self.settings, batch["mask"]
-        slots = global_batch or int(mask.shape[0]) * int(mask.shape[1])
-        # Each step's target reads the next step's features: actor and target critic at index t + 1.
-        next_action, next_log_prob = self.actor.sample(self._encode(self.actor, batch, slice(None))[:, 1:],
-                                                       next_noise)
-        next_q1, next_q2 = self.target_critic(self._encode(self.target_critic, batch, slice(None))[:, 1:],
-                                              next_action)
-        target = tf.stop_gradient(losses.td_target(batch["reward"], batch["terminated"], next_q1, next_q2,
-                                                   next_log_prob, alpha, s.gamma, s.reward_scale))
-        critic_vars = self.critic.trainable_variables if wrt is None else wrt
-        with tf.GradientTape() as tape:
-            if wrt is not None:
-                tape.watch(wrt)
-            q1, q2 = self.critic(self._encode(self.critic, batch, slice(0, -1)), batch["action"])
-            loss_c, metrics = losses.critic_loss(q1, q2, target, slots, mask)
-        metrics["valid_fraction"] = tf.reduce_sum(mask) / slots
-        return tape.gradient(loss_c, critic_vars), metrics
+    def _one_device_phase(self, phase: object, batch: dict[str, tf.Tensor], stream: int) -> tuple:
+        """A phase on the whole batch: losses are batch means (or, for sequences, sums over the B * T slots)."""
+        return phase(None, self.batch_kind.loss_divisor(batch, None), batch, self._noise(stream, self._rows(batch)))
 
-    def _sequence_actor_gradients(self, batch: dict[str, tf.Tensor], noise: tf.Tensor, alpha: tf.Tensor,
-                                  global_batch: int | None, wrt: list | None
-                                  ) -> tuple[list, tf.Tensor, dict[str, tf.Tensor]]:
-        mask = batch["mask"]
-        slots = global_batch or int(mask.shape[0]) * int(mask.shape[1])
-        critic_features = tf.stop_gradient(self._encode(self.critic, batch, slice(0, -1)))
-        actor_vars = self.actor.trainable_variables if wrt is None else wrt
-        with tf.GradientTape() as tape:
-            if wrt is not None:
-                tape.watch(wrt)
-            new_action, log_prob = self.actor.sample(self._encode(self.actor, batch, slice(0, -1)), noise)
-            q1_pi, q2_pi = self.critic(critic_features, new_action)
-            loss_a, metrics = losses.actor_loss(log_prob, q1_pi, q2_pi, alpha, slots, mask)
-        metrics["valid_fraction"] = tf.reduce_sum(mask) / slots
-        return tape.gradient(loss_a, actor_vars), log_prob, metrics
+    def _replicated_phase(self, phase: object, batch: dict[str, tf.Tensor], stream: int) -> tuple:
+        """A phase on every replica's rows of the global batch, summed over the replicas."""
+        return self._replicas.run(phase, batch, noise=lambda rows: self._noise(stream, self._rows(batch, rows)),
+                                  loss_divisor=lambda rows: self.batch_kind.loss_divisor(batch, rows))
 
-    def _finish_update(self, metrics: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        """Target critics trail the critics (Polyak averaging, every step); count the update."""
+    def _update(self, batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """One gradient step: the critic phase, then the actor and temperature phase (on one device,
+        or on every replica with their gradients summed), each applied once; then the targets."""
+        kind = self.batch_kind
+        critic_grads, metrics = kind.per_valid_step(*self._run_phase(self._critic_phase, batch, 0))
+        self.critic_optimizer.apply_gradients(zip(critic_grads, self.critic.trainable_variables))
+        actor_grads, alpha_grad, actor_metrics = self._run_phase(self._actor_phase, batch, 1)
+        (actor_grads, alpha_grad), actor_metrics = kind.per_valid_step((actor_grads, alpha_grad), actor_metrics)
+        self.actor_optimizer.apply_gradients(zip(actor_grads, self.actor.trainable_variables))
+        metrics.update(actor_metrics)
+        if self.settings.learn_alpha:
+            self.alpha_optimizer.apply_gradients([(alpha_grad, self.log_alpha)])
+        # Target critics trail the critics (Polyak averaging, every step); count the update.
         losses.polyak_update(self.target_critic.variables, self.critic.variables, self.settings.tau)
         self.update_counter.assign_add(1)
         metrics["alpha"] = self.alpha
         return metrics
 
-    def _update(self, batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        """One gradient step on one device (the default path): the replica phases below, on the whole
-        batch, their losses batch means (or, for sequences, sums over the B * T slots)."""
-        rows = self._rows(batch)
-        slots = self._loss_slots(batch, rows[0]) if self.sequences else None
-        critic_grads, metrics = self._per_valid_step(*self._critic_phase(
-            None, slots, batch, self._noise(self._update_key, self.update_counter, 0, rows)))
-        self.critic_optimizer.apply_gradients(zip(critic_grads, self.critic.trainable_variables))
-        actor_grads, alpha_grad, actor_metrics = self._actor_phase(
-            None, slots, batch, self._noise(self._update_key, self.update_counter, 1, rows))
-        (actor_grads, alpha_grad), actor_metrics = self._per_valid_step((actor_grads, alpha_grad), actor_metrics)
-        self.actor_optimizer.apply_gradients(zip(actor_grads, self.actor.trainable_variables))
-        metrics.update(actor_metrics)
-        if self.settings.learn_alpha:
-            self.alpha_optimizer.apply_gradients([(alpha_grad, self.log_alpha)])
-        return self._finish_update(metrics)
-
-    # --- The two phases of an update: one replica's share of a distributed update, or (values None,
-    # global_batch None for transitions) the whole batch of the single-device update ------------------
-    def _critic_phase(self, values: dict[str, list] | None, global_batch: int | None, batch: dict[str, tf.Tensor],
-                      next_noise: tf.Tensor) -> tuple:
-        wrt = None if values is None else values["critic"]
-        return self._critic_gradients(batch, next_noise, self.alpha, global_batch, wrt=wrt)
-
-    def _actor_phase(self, values: dict[str, list] | None, global_batch: int | None, batch: dict[str, tf.Tensor],
-                     noise: tf.Tensor) -> tuple:
-        wrt = None if values is None else values["actor"]
-        grads, log_prob, metrics = self._actor_gradients(batch, noise, self.alpha, global_batch, wrt=wrt)
-        alpha_grad = tf.zeros([])
-        if self.settings.learn_alpha:
-            alpha_grad, alpha_metrics = self._alpha_gradient(
-                log_prob, global_batch, wrt=None if values is None else values["log_alpha"][0],
-                mask=batch["mask"] if self.sequences else None)
-            metrics.update(alpha_metrics)
-        return grads, alpha_grad, metrics
-
-    def _replica_groups(self) -> dict[str, list]:
-        return {"actor": self.actor.weights, "critic": self.critic.weights, "target_critic": self.target_critic.weights,
-                "log_alpha": [self.log_alpha]}
-
-    def _replica_phase(self, phase: object, args: tuple, global_batch: int) -> tuple:
-        """Run a phase on this replica. With XLA (jit_compile under a strategy) it is compiled as a
-        pure function of this replica's own variable values, passed in as inputs and read through a
-        Keras StatelessScope: XLA cannot compile a step that touches variables living on several
-        devices (keras-team/keras#19005), but it can compile one that touches none."""
-        if not self._compile_replicas:
-            return phase(None, global_batch, *args)
-        groups = self._replica_groups()
-        values = {name: [tf.convert_to_tensor(v) for v in variables] for name, variables in groups.items()}
-        return self._compiled_phase(phase, global_batch)(values, *args)
-
-    def _compiled_phase(self, phase: object, global_batch: int) -> object:
-        key = (phase.__name__, global_batch)
-        if key not in self._compiled_phases:
-            groups = self._replica_groups()
-
-            def pure(values: dict[str, list], *args: tf.Tensor) -> tuple:
-                mapping = [(v, x) for name in groups for v, x in zip(groups[name], values[name])]
-                with keras.StatelessScope(state_mapping=mapping):
-                    return phase(values, global_batch, *args)
-
-            self._compiled_phases[key] = tf.function(pure, jit_compile=True)
-        return self._compiled_phases[key]
-
-    def _distributed_update(self, batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        """One gradient step under the strategy. `batch` is this worker's share of the global
-        batch; each replica takes its rows, and draws its rows of the global batch's noise, so that
-        every example sees the same noise as on one device. Gradients and metrics are summed over
-        the replicas (one all-reduce per phase) and applied once to the mirrored variables."""
-        rep, strategy = self.replication, self.replication.strategy
-        global_batch = int(batch["action"].shape[0]) * rep.num_workers
-        rows = global_batch // rep.num_replicas
-        slots = self._loss_slots(batch, global_batch)
-
-        def own_rows(x: object, replica: tf.Tensor) -> object:
-            local = replica - rep.worker_index * rep.local_replicas
-            return tf.nest.map_structure(lambda a: a[local * rows:(local + 1) * rows], x)
-
-        def noise_rows(stream: int, replica: tf.Tensor) -> tf.Tensor:
-            noise = self._noise(self._update_key, self.update_counter, stream, self._rows(batch, global_batch))
-            return noise[replica * rows:(replica + 1) * rows]
-
-        def summed(values: object) -> object:
-            """Sum over all replicas inside the replica function; one copy of it outside."""
-            return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, values)
-
-        def one_copy(per_replica: object) -> object:
-            return tf.nest.map_structure(lambda v: strategy.experimental_local_results(v)[0], per_replica)
-
-        def critic_replica(batch):
-            replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-            args = (own_rows(batch, replica), noise_rows(0, replica))
-            return summed(self._replica_phase(self._critic_phase, args, slots))
-
-        critic_grads, metrics = self._per_valid_step(*one_copy(strategy.run(critic_replica, args=(batch,))))
-        self.critic_optimizer.apply_gradients(zip(critic_grads, self.critic.trainable_variables))
-
-        def actor_replica(batch):
-            replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-            args = (own_rows(batch, replica), noise_rows(1, replica))
-            return summed(self._replica_phase(self._actor_phase, args, slots))
-
-        actor_grads, alpha_grad, actor_metrics = one_copy(strategy.run(actor_replica, args=(batch,)))
-        (actor_grads, alpha_grad), actor_metrics = self._per_valid_step((actor_grads, alpha_grad), actor_metrics)
-        self.actor_optimizer.apply_gradients(zip(actor_grads, self.actor.trainable_variables))
-        metrics.update(actor_metrics)
-        if self.settings.learn_alpha:
-            self.alpha_optimizer.apply_gradients([(alpha_grad, self.log_alpha)])
-        return self._finish_update(metrics)
-
     def _update_many(self, batches: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         """K gradient steps in one call, one per batch of the stacked [K, B, ...] inputs, in order."""
-        metrics = self._update_step({k: v[0] for k, v in batches.items()})
+        metrics = self._update({k: v[0] for k, v in batches.items()})
         if batches["action"].shape[0] == 1:  # static: the default one-step call gets no loop at all
             return metrics
         for i in tf.range(1, tf.shape(batches["action"])[0]):
-            metrics = self._update_step({k: v[i] for k, v in batches.items()})
+            metrics = self._update({k: v[i] for k, v in batches.items()})
         return metrics
 
     def _train_and_act(self, *args: tf.Tensor) -> tuple:

@@ -120,7 +120,8 @@ def build_run(config: RunConfig, *, run_dir: Path | None = None, metrics_sink: A
     from sac.envs import make_vector_env, observation_dim
     from sac.loop import Schedule
     from sac.metrics import MetricsLogger
-    from sac.rendering import VideoRecorder, Viewer
+    from sac.policy import PolicySpec
+    from sac.rendering import ShownInViewer, VideoRecorder, Viewer
     from sac.replay import ReplayBuffer
     from sac.seeding import RunSeeds
     from sac.training_state import CheckpointWriter
@@ -147,7 +148,8 @@ def build_run(config: RunConfig, *, run_dir: Path | None = None, metrics_sink: A
     # Pictures render in processes of their own (sac/rendering.py): render=True mirrors env 0 into a
     # window; video_every records an evaluation episode (eval env 0's start) every so many steps.
     viewer = Viewer(config.env_id, config.env_kwargs, stream=stream) if config.render and cluster.is_chief else None
-    envs = make_vector_env(config.env_id, config.env_kwargs, config.num_envs, viewer=viewer)
+    envs = make_vector_env(config.env_id, config.env_kwargs, config.num_envs,
+                           wrap_first=None if viewer is None else lambda env: ShownInViewer(env, viewer))
     video = None
     if config.video_every and run_dir is not None:
         video = VideoRecorder(config.env_id, config.env_kwargs, Path(run_dir) / "videos", seed=seeds.eval_env,
@@ -186,11 +188,14 @@ def build_run(config: RunConfig, *, run_dir: Path | None = None, metrics_sink: A
     )
     checkpoints = None
     if checkpoint_dir is not None:
+        policy_spec = PolicySpec(env_id=config.env_id, env_kwargs=config.env_kwargs,
+                                 observation_shape=observation_shape, action_low=low, action_high=high,
+                                 hidden_sizes=tuple(config.hidden_sizes), actor_network=config.actor_network,
+                                 rnn_units=config.rnn_units)
         checkpoints = CheckpointWriter(
-            checkpoint_dir, config=config.to_dict(), agent=agent, buffer=buffer, envs=envs,
-            logger=logger, observation_shape=observation_shape, action_low=low, action_high=high,
-            keep_policies=config.keep_checkpoints if cluster.is_chief else 0, keep_states=KEEP_TRAINING_STATES,
-            num_workers=cluster.num_workers)
+            checkpoint_dir, config=config.to_dict(), policy_spec=policy_spec, agent=agent, buffer=buffer,
+            envs=envs, logger=logger, keep_policies=config.keep_checkpoints if cluster.is_chief else 0,
+            keep_states=KEEP_TRAINING_STATES, num_workers=cluster.num_workers)
     return RunParts(config=config, cluster=cluster, replication=replication, seeds=seeds, envs=envs,
                     eval_envs=eval_envs, observation_shape=observation_shape, target_entropy=float(target_entropy), agent=agent, buffer=buffer, schedule=schedule,
                     logger=logger, checkpoints=checkpoints, video=video, viewer=viewer)

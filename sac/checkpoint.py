@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from sac.errors import UserError
+from sac.kinds import CheckpointKind
 
 STATE_FORMAT = "sac-training-state"
 VERSION = 2
@@ -84,7 +85,7 @@ class _PlainDataUnpickler(pickle.Unpickler):
 
 # --- Writing -----------------------------------------------------------------------------------------
 
-def checkpoint_path(directory: Path, step: int, kind: str = "model") -> Path:
+def checkpoint_path(directory: Path, step: int, kind: CheckpointKind = "model") -> Path:
     return Path(directory) / f"{kind}-{step}.pkl"
 
 
@@ -143,7 +144,7 @@ def write_payload(path: Path, payload: dict[str, Any]) -> None:
     _write_via_temporary(path, write)
 
 
-def write_checkpoint(directory: Path, payload: dict[str, Any], kind: str = "model") -> Path:
+def write_checkpoint(directory: Path, payload: dict[str, Any], kind: CheckpointKind = "model") -> Path:
     """Write <kind>-<step>.pkl atomically (nothing else in `directory` changes)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -152,23 +153,15 @@ def write_checkpoint(directory: Path, payload: dict[str, Any], kind: str = "mode
     return path
 
 
-def prune_checkpoints(directory: Path, keep: int, kind: str = "model") -> None:
+def prune_checkpoints(directory: Path, keep: int, kind: CheckpointKind = "model") -> None:
     """Delete all but the newest `keep` files of a kind."""
     for old in list_checkpoints(directory, kind)[:-keep]:
         old.unlink(missing_ok=True)
 
 
-def save_checkpoint(directory: Path, payload: dict[str, Any], keep: int, kind: str = "model") -> Path:
-    """Write <kind>-<step>.pkl, then delete all but the newest `keep` of that kind: older files are
-    deleted only after the new one is complete on disk."""
-    path = write_checkpoint(directory, payload, kind)
-    prune_checkpoints(directory, keep, kind)
-    return path
-
-
 # --- Reading -----------------------------------------------------------------------------------------
 
-def list_checkpoints(directory: Path, kind: str = "model") -> list[Path]:
+def list_checkpoints(directory: Path, kind: CheckpointKind = "model") -> list[Path]:
     """<kind>-<step>.pkl files in `directory` (kind "model" or "state"), oldest step first."""
     directory = Path(directory)
     if not directory.is_dir():
@@ -233,7 +226,7 @@ def warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
-def load_newest(directory: Path, kind: str, read: Callable[[Path], dict[str, Any]]) -> tuple[Path, dict[str, Any]] | None:
+def load_newest(directory: Path, kind: CheckpointKind, read: Callable[[Path], dict[str, Any]]) -> tuple[Path, dict[str, Any]] | None:
     """The newest <kind>-<step>.pkl in `directory` that `read` accepts, with its payload, or None if
     there is none. Damaged or half-written ones (a UserError from `read`) are skipped with a
     warning: the previous one is used. The one fallback rule for policies and training states."""
@@ -250,6 +243,10 @@ def read_state_file(path: Path) -> dict[str, Any]:
     payload = read_payload(path)
     if not isinstance(payload, dict) or payload.get("format") != STATE_FORMAT or payload.get("version") != VERSION:
         raise UserError(f"{path} is not a training state of this sac version")
+    if "loop" in payload and "acting_state" not in payload["loop"]:
+        # Format 2 before recurrent policies (sac before d2c2d0c) kept no acting state in the loop.
+        raise UserError(f"{path} was written by a sac version older than recurrent policies (its loop state has "
+                        "no acting state); this version cannot resume it")
     return payload
 
 

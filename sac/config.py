@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any, Callable
 
 from sac.errors import UserError
+from sac.kinds import NETWORK_KINDS, STRATEGIES, NetworkKind, Strategy, any_recurrent
 
 
 def default_config():
@@ -39,9 +40,7 @@ def default_config():
     burn_in = 0  # recurrent only: steps that warm the state of a sequence starting mid-episode (R2D2: 40 of 80)
 
     # --- SAC hyperparameters (paper Table 1 = TF-Agents haarnoja18) -----------------------------
-    recurrent = actor_network != "mlp" or critic_network != "mlp"
-    batch_size = 32 if recurrent else 256  # per gradient step: transitions (paper Table 1: 256), or sequences if a network is recurrent (pomdp-baselines: 32)
-    del recurrent
+    batch_size = 32 if any_recurrent(actor_network, critic_network) else 256  # per gradient step: transitions (paper Table 1: 256), or sequences if a network is recurrent (pomdp-baselines: 32)
     buffer_size = 1_000_000  # replay capacity in transitions (paper Table 1: 10^6)
     gamma = 0.99  # discount (paper Table 1)
     tau = 0.005  # Polyak rate of the target critics, applied every gradient step (paper Table 1)
@@ -190,10 +189,6 @@ def register(experiment: Any) -> None:
 # --- Checks --------------------------------------------------------------------------------------
 
 
-STRATEGIES = ("default", "mirrored", "tpu", "multi_worker")
-NETWORKS = ("mlp", "lstm", "gru")
-
-
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -263,7 +258,7 @@ def validate_config(cfg: dict[str, Any]) -> None:
     _check(_is_real(cfg["worker_timeout"]) and cfg["worker_timeout"] > 0,
            f"worker_timeout must be a positive number of seconds, got {cfg['worker_timeout']!r}")
     for key in ("actor_network", "critic_network"):
-        _check(cfg[key] in NETWORKS, f"{key} must be one of {', '.join(NETWORKS)}, got {cfg[key]!r}")
+        _check(cfg[key] in NETWORK_KINDS, f"{key} must be one of {', '.join(NETWORK_KINDS)}, got {cfg[key]!r}")
     for key in ("rnn_units", "sequence_length"):
         _check(_is_int(cfg[key]) and cfg[key] > 0, f"{key} must be a positive integer, got {cfg[key]!r}")
     _check(_is_int(cfg["burn_in"]) and 0 <= cfg["burn_in"] < cfg["sequence_length"],
@@ -319,8 +314,8 @@ class RunConfig:
     seed: int
     total_steps: int
     learning_starts: int
-    actor_network: str
-    critic_network: str
+    actor_network: NetworkKind
+    critic_network: NetworkKind
     rnn_units: int
     sequence_length: int
     burn_in: int
@@ -349,7 +344,7 @@ class RunConfig:
     log_every: int
     num_threads: int
     jit_compile: bool
-    strategy: str
+    strategy: Strategy
     cpu_replicas: int
     tpu_address: str
     worker_timeout: float

@@ -25,6 +25,7 @@ import socket
 from typing import Any
 
 from sac.errors import UserError
+from sac.kinds import Strategy
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,7 +110,7 @@ def _reachable(address: str, seconds: float = 10.0) -> bool:
         return False
 
 
-def local_devices(strategy: str, cpu_replicas: int) -> int:
+def local_devices(strategy: Strategy, cpu_replicas: int) -> int:
     """How many devices of this machine the strategy replicates over (imports TensorFlow)."""
     import tensorflow as tf
 
@@ -120,7 +121,7 @@ def local_devices(strategy: str, cpu_replicas: int) -> int:
     return len(tf.config.list_physical_devices("GPU")) or (1 if strategy == "multi_worker" else 0)
 
 
-def check_request(*, strategy: str, cpu_replicas: int, tpu_address: str, batch_size: int,
+def check_request(*, strategy: Strategy, cpu_replicas: int, tpu_address: str, batch_size: int,
                   cluster: Cluster) -> None:
     """Refuse, before any work starts, a strategy this machine cannot run (UserError, one line)."""
     if strategy == "default":
@@ -221,7 +222,7 @@ def _watch_workers(cluster: Cluster, worker_timeout: float) -> None:
         heartbeat_timeout_in_ms=int(worker_timeout * 1000))
 
 
-def make_strategy(*, strategy: str, cpu_replicas: int, tpu_address: str, worker_timeout: float,
+def make_strategy(*, strategy: Strategy, cpu_replicas: int, tpu_address: str, worker_timeout: float,
                   cluster: Cluster) -> Replication:
     """Create the strategy (configure_devices must have run before). `default` gives no strategy."""
     if strategy == "default":

@@ -10,6 +10,7 @@ import importlib
 import importlib.util
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -138,17 +139,16 @@ class EpisodeStartRecorder(gym.Wrapper):
 
 
 def make_vector_env(env_id: str, env_kwargs: dict[str, Any] | None, num_envs: int,
-                    viewer: Any = None) -> gym.vector.VectorEnv:
+                    wrap_first: Callable[[gym.Env], gym.Env] | None = None) -> gym.vector.VectorEnv:
     """`num_envs` copies stepped together in this process. At an episode's end the env is reset in
     the same step (SAME_STEP autoreset) and its last observation is returned in info["final_obs"].
-    Each copy records where its episode started (EpisodeStartRecorder). With a `viewer`
-    (sac.rendering.Viewer), env 0's episodes are mirrored into its window."""
-    from sac.rendering import ShownInViewer
+    Each copy records where its episode started (EpisodeStartRecorder). `wrap_first` wraps env 0
+    inside that recorder (the builder mirrors it into render=True's window, sac.rendering.ShownInViewer)."""
 
     def make(index: int) -> gym.Env:
         env = make_env(env_id, env_kwargs)
-        if viewer is not None and index == 0:
-            env = ShownInViewer(env, viewer)
+        if wrap_first is not None and index == 0:
+            env = wrap_first(env)
         return EpisodeStartRecorder(env)
 
     return gym.vector.SyncVectorEnv([lambda i=i: make(i) for i in range(num_envs)],

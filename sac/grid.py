@@ -41,8 +41,10 @@ from typing import Any, TextIO
 
 from sac import checkpoint, rundirs
 from sac import config as config_module
+from sac.changeable import CHANGEABLE, changed_entries
 from sac.errors import UserError
-from sac.resume import CHANGEABLE
+from sac.kinds import CELL_STATES
+from sac.runfiles import read_json
 
 # The package's root: the training processes import this same code (AutoGraph reads the source).
 _CODE_ROOT = Path(__file__).resolve().parent.parent
@@ -98,16 +100,15 @@ def check_existing(cells: list[Cell]) -> None:
         parts = rundirs.chain(cell.directory)
         if not parts:
             continue
-        old = rundirs.read_json(parts[0] / "config.json")
+        old = read_json(parts[0] / "config.json")
         if not isinstance(old, dict):
             continue
-        for key, value in cell.config.items():
-            if key in CHANGEABLE or key == "resume" or key not in old:
-                continue
-            if old[key] != value:
-                raise UserError(f"{cell.directory} holds a run with {key}={old[key]!r}, but this grid asks for "
-                                f"{key}={value!r}; use another results folder for another experiment (only "
-                                f"{', '.join(CHANGEABLE)} may change)")
+        changed = changed_entries(old, cell.config, lacking="skipped")
+        if changed:
+            key = changed[0]
+            raise UserError(f"{cell.directory} holds a run with {key}={old[key]!r}, but this grid asks for "
+                            f"{key}={cell.config[key]!r}; use another results folder for another experiment (only "
+                            f"{', '.join(CHANGEABLE)} may change)")
 
 
 def _duration(seconds: float | None) -> str:
@@ -141,7 +142,7 @@ def status_table(cells: list[Cell], parallel: int) -> str:
                      str(st.head if st.head is not None else cell.directory)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip() for row in rows]
-    summary = ", ".join(f"{counts[s]} {s}" for s in ("done", "running", "stopped", "failed", "missing") if s in counts)
+    summary = ", ".join(f"{counts[s]} {s}" for s in CELL_STATES if s in counts)
     if rates and remaining:
         rate = sum(rates) / len(rates)
         # Fewer runs left than slots run fewer at a time, and no grid ends before its slowest run.
@@ -330,7 +331,7 @@ def discover(results: Path) -> list[tuple[str, int]]:
 
 def _own_total(cell: Cell) -> Cell:
     parts = rundirs.chain(cell.directory)
-    own = rundirs.read_json(parts[-1] / "config.json") if parts else None
+    own = read_json(parts[-1] / "config.json") if parts else None
     if isinstance(own, dict) and isinstance(own.get("total_steps"), int):
         return Cell(cell.config_name, cell.seed, cell.directory, {**cell.config, "total_steps": own["total_steps"]})
     return cell

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import gymnasium as gym
@@ -75,18 +75,30 @@ class LoopState:
     first: np.ndarray | None = None
 
     def to_plain(self) -> dict[str, Any]:
-        return {"step": self.step, "pending": self.pending, "episode_return": self.episode_return,
-                "episode_length": self.episode_length, "update_metrics": self.update_metrics,
-                "actions": self.actions, "acting_state": list(self.acting_state), "first": self.first}
+        plain = {f.name: getattr(self, f.name) for f in fields(self)}
+        plain["acting_state"] = list(self.acting_state)
+        return plain
 
     @classmethod
     def from_plain(cls, data: dict[str, Any]) -> "LoopState":
-        return cls(step=int(data["step"]), pending=int(data["pending"]),
-                   episode_return=np.asarray(data["episode_return"], float),
-                   episode_length=np.asarray(data["episode_length"], int),
-                   update_metrics=data["update_metrics"], actions=data["actions"],
-                   acting_state=[np.asarray(a, np.float32) for a in data.get("acting_state", [])],
-                   first=None if data.get("first") is None else np.asarray(data["first"], bool))
+        """Read `to_plain`'s output; a ValueError if a field is missing (states of format 2 written
+        before recurrent policies, sac before d2c2d0c, lack the acting state: resume refuses them)."""
+        missing = [f.name for f in fields(cls) if f.name not in data]
+        if missing:
+            raise ValueError(f"its loop state lacks {', '.join(missing)} (written by a sac version older than "
+                             "recurrent policies, which this version does not resume)")
+        return cls(**{f.name: _FROM_PLAIN[f.name](data[f.name]) for f in fields(cls)})
+
+
+# How each LoopState field is read back from plain data (the keys are checked against the fields).
+_FROM_PLAIN: dict[str, Callable[[Any], Any]] = {
+    "step": int, "pending": int,
+    "episode_return": lambda v: np.asarray(v, float), "episode_length": lambda v: np.asarray(v, int),
+    "update_metrics": lambda v: v, "actions": lambda v: v,
+    "acting_state": lambda v: [np.asarray(a, np.float32) for a in v],
+    "first": lambda v: None if v is None else np.asarray(v, bool),
+}
+assert set(_FROM_PLAIN) == {f.name for f in fields(LoopState)}
 
 
 def _env_call(step: int, phase: str, call: Callable[[], Any]) -> Any:
@@ -159,8 +171,6 @@ def train_loop(*, envs: gym.vector.VectorEnv, eval_envs: gym.vector.VectorEnv, a
             state.episode_return[:], state.episode_length[:] = 0.0, 0
             state.actions = None
             state.first = np.ones(n, bool)
-        if state.first is None:  # a state saved before recurrent policies existed
-            state.acting_state, state.first = agent.policy.initial_state(n), np.ones(n, bool)
     step, pending, actions = state.step, state.pending, state.actions
     acting_state, first = state.acting_state, state.first
     episode_return, episode_length, update_metrics = state.episode_return, state.episode_length, state.update_metrics

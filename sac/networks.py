@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from sac import seeding, squashed_gaussian
+from sac.kinds import NETWORK_KINDS, NetworkKind, is_recurrent
 
 
 def _dense(size: int, seed: int, name: str, activation: str | None = None) -> keras.layers.Dense:
@@ -29,9 +30,6 @@ def _dense(size: int, seed: int, name: str, activation: str | None = None) -> ke
     seed so that the same seed builds the same network whatever else was created before."""
     return keras.layers.Dense(size, activation=activation, name=name,
                               kernel_initializer=keras.initializers.GlorotUniform(seed=seed))
-
-
-NETWORKS = ("mlp", "lstm", "gru")
 
 
 def _mlp(hidden_sizes: Sequence[int], seed: int, name: str) -> list[keras.layers.Layer]:
@@ -46,7 +44,7 @@ class RecurrentEncoder(keras.layers.Layer):
     for the rows flagged in `warm` [B] (R2D2's burn-in, Kapturowski et al. 2019): those rows'
     burn-in steps only warm the state up, and their losses are masked by the caller."""
 
-    def __init__(self, network: str, units: int, seed: int, name: str) -> None:
+    def __init__(self, network: NetworkKind, units: int, seed: int, name: str) -> None:
         super().__init__(name=name)
         layer = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}[network]
         self.network, self.units = network, int(units)
@@ -76,12 +74,12 @@ class RecurrentEncoder(keras.layers.Layer):
         return tf.concat([out, obs], axis=-1), state
 
 
-def _encoder(network: str, rnn_units: int, seed: int, name: str) -> RecurrentEncoder | None:
-    if network not in NETWORKS:
-        raise ValueError(f"network must be one of {NETWORKS}, got {network!r}")
+def _encoder(network: NetworkKind, rnn_units: int, seed: int, name: str) -> RecurrentEncoder | None:
+    if network not in NETWORK_KINDS:
+        raise ValueError(f"network must be one of {NETWORK_KINDS}, got {network!r}")
     # Its own seed, apart from the MLP layers' seed + i, so that an MLP network's weights do not
     # depend on whether another network is recurrent.
-    return None if network == "mlp" else RecurrentEncoder(network, rnn_units, seeding.derive(seed, 1)[0],
+    return None if not is_recurrent(network) else RecurrentEncoder(network, rnn_units, seeding.derive(seed, 1)[0],
                                                            f"{name}_encoder")
 
 
@@ -117,7 +115,7 @@ class Actor(_Encoded, keras.Model):
     """
 
     def __init__(self, action_low: np.ndarray, action_high: np.ndarray, hidden_sizes: Sequence[int],
-                 seed: int = 0, name: str = "actor", network: str = "mlp", rnn_units: int = 0) -> None:
+                 seed: int = 0, name: str = "actor", network: NetworkKind = "mlp", rnn_units: int = 0) -> None:
         super().__init__(name=name)
         low = np.asarray(action_low, np.float32)
         high = np.asarray(action_high, np.float32)
@@ -165,7 +163,7 @@ class TwinCritic(_Encoded, keras.Model):
     """Two independent Q-functions (clipped double Q, paper Section 4.2 / Fujimoto et al. 2018);
     a recurrent critic's two heads read one encoder."""
 
-    def __init__(self, hidden_sizes: Sequence[int], seed: int = 0, name: str = "critic", network: str = "mlp",
+    def __init__(self, hidden_sizes: Sequence[int], seed: int = 0, name: str = "critic", network: NetworkKind = "mlp",
                  rnn_units: int = 0) -> None:
         super().__init__(name=name)
         q1_seed, q2_seed = seeding.derive(seed, 2)
@@ -179,7 +177,7 @@ class TwinCritic(_Encoded, keras.Model):
 
 
 def build_actor(obs_dim: int, action_low: np.ndarray, action_high: np.ndarray,
-                hidden_sizes: Sequence[int], seed: int = 0, network: str = "mlp", rnn_units: int = 0) -> Actor:
+                hidden_sizes: Sequence[int], seed: int = 0, network: NetworkKind = "mlp", rnn_units: int = 0) -> Actor:
     """An Actor with its variables created (Keras 3 creates them on the first call, STACK.md)."""
     actor = Actor(action_low, action_high, hidden_sizes, seed=seed, network=network, rnn_units=rnn_units)
     if actor.recurrent:
@@ -191,7 +189,7 @@ def build_actor(obs_dim: int, action_low: np.ndarray, action_high: np.ndarray,
 
 
 def build_critic(obs_dim: int, action_dim: int, hidden_sizes: Sequence[int], seed: int = 0,
-                 name: str = "critic", network: str = "mlp", rnn_units: int = 0) -> TwinCritic:
+                 name: str = "critic", network: NetworkKind = "mlp", rnn_units: int = 0) -> TwinCritic:
     critic = TwinCritic(hidden_sizes, seed=seed, name=name, network=network, rnn_units=rnn_units)
     features = tf.zeros([1, obs_dim], tf.float32)
     if critic.recurrent:

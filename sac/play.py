@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         play(argv)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return 1  # as sac.train, sac.grid and sac.report (argparse's usage errors stay 2)
     except KeyboardInterrupt:
         return 130
     return 0

@@ -27,36 +27,53 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from sac import checkpoint
+from sac.noise import seed_pair, standard_normal_draws
 from sac.errors import UserError
+from sac.kinds import NetworkKind
 
 FORMAT = "sac-policy"
 _REQUIRED = ("step", "env_id", "observation_shape", "action_low", "action_high", "hidden_sizes", "actor")
 
 
-def policy_payload(*, step: int, config: dict[str, Any], observation_shape: Sequence[int],
-                   action_low: np.ndarray, action_high: np.ndarray, hidden_sizes: Sequence[int],
-                   actor_weights: list[np.ndarray], critic_weights: list[np.ndarray],
-                   actor_network: str = "mlp", rnn_units: int = 0) -> dict[str, Any]:
-    """Everything needed to rebuild and run the policy, as plain data (model-<step>.pkl)."""
+@dataclass(frozen=True)
+class PolicySpec:
+    """What rebuilds a run's policy besides its weights: the env and the actor's description
+    (sac/builder.py makes it from the config; model-<step>.pkl holds it as plain data)."""
+
+    env_id: str
+    env_kwargs: dict[str, Any]
+    observation_shape: tuple[int, ...]
+    action_low: np.ndarray
+    action_high: np.ndarray
+    hidden_sizes: tuple[int, ...]
+    actor_network: NetworkKind = "mlp"
+    rnn_units: int = 0
+
+
+def policy_payload(*, step: int, spec: PolicySpec, config: dict[str, Any], actor_weights: list[np.ndarray],
+                   critic_weights: list[np.ndarray]) -> dict[str, Any]:
+    """Everything needed to rebuild and run the policy, as plain data (model-<step>.pkl). `config`
+    is the run's whole config, kept as a record (nothing here reads it)."""
     return {
         "format": FORMAT,
         "version": checkpoint.VERSION,
         "step": int(step),
-        "env_id": config["env_id"],
-        "env_kwargs": json.loads(json.dumps(config["env_kwargs"])),
+        "env_id": spec.env_id,
+        "env_kwargs": json.loads(json.dumps(spec.env_kwargs)),
         "config": json.loads(json.dumps(config)),
-        "observation_shape": [int(d) for d in observation_shape],
-        "action_low": np.asarray(action_low, np.float32),
-        "action_high": np.asarray(action_high, np.float32),
-        "hidden_sizes": [int(h) for h in hidden_sizes],
-        "actor_network": str(actor_network),  # mlp | lstm | gru (files without it: mlp)
-        "rnn_units": int(rnn_units),
+        "observation_shape": [int(d) for d in spec.observation_shape],
+        "action_low": np.asarray(spec.action_low, np.float32),
+        "action_high": np.asarray(spec.action_high, np.float32),
+        "hidden_sizes": [int(h) for h in spec.hidden_sizes],
+        "actor_network": str(spec.actor_network),  # mlp | lstm | gru (files without it: mlp)
+        "rnn_units": int(spec.rnn_units),
         "actor": [np.asarray(w) for w in actor_weights],
         "critic": [np.asarray(w) for w in critic_weights],
     }
@@ -96,19 +113,6 @@ def find_policy_file(path: Path) -> tuple[Path, dict[str, Any]]:
     if not path.exists():
         raise UserError(f"{path} does not exist (expected a run directory or a model-<step>.pkl file)")
     return path, read_policy_file(path)
-
-
-def standard_normal_draws(jit_compile: bool) -> Any:
-    """A function (shape, seed) -> stateless N(0, 1) draws of that shape, keyed by the int64 pair
-    `seed`. XLA draws stateless normals with another algorithm than TensorFlow's own kernels, so the
-    draws are compiled exactly when the code around them would be: a distributed update (which runs
-    as a plain graph) with jit_compile=True then draws the same noise as the one-device XLA update."""
-    import tensorflow as tf
-
-    def draw(shape: tuple[int, ...], seed: Any) -> Any:
-        return tf.random.stateless_normal(shape, seed=seed)
-
-    return tf.function(draw, jit_compile=True) if jit_compile else draw
 
 
 class Policy:
@@ -151,10 +155,7 @@ class Policy:
 
     def _next_noise(self, rows: int) -> Any:
         """Graph code: the next [rows, A] draws of the policy's noise stream; the counter advances."""
-        import tensorflow as tf
-
-        seed = tf.stack([tf.convert_to_tensor(self.noise_key), 4 * self.noise_counter])
-        noise = self._draw((rows, self.actor.action_dim), seed)
+        noise = self._draw((rows, self.actor.action_dim), seed_pair(self.noise_key, self.noise_counter))
         self.noise_counter.assign_add(1)
         return noise
 

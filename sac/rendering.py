@@ -24,6 +24,7 @@ from typing import Any, TextIO
 import gymnasium as gym
 import numpy as np
 
+from sac.envs import episode_start, make_env, prepare_episode, prepare_headless_rendering
 from sac.errors import UserError
 
 
@@ -74,8 +75,6 @@ class EnvProcess:
 
 
 def _env_worker(conn: Any, env_id: str, env_kwargs: dict[str, Any], render_mode: str | None) -> None:
-    from sac.envs import make_env, prepare_episode, prepare_headless_rendering
-
     if render_mode == "rgb_array":
         prepare_headless_rendering()
     try:
@@ -245,8 +244,6 @@ class ShownInViewer(gym.Wrapper):
         self._viewer = viewer
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
-        from sac.envs import episode_start
-
         self._viewer.start(episode_start(self.env, seed))
         return self.env.reset(seed=seed, options=options)
 

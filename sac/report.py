@@ -136,10 +136,10 @@ def load_curves(paths: list[Path], warn: Any = None) -> dict[str, list[SeedCurve
 
 def config_differences(curves: list[SeedCurve]) -> list[str]:
     """Config entries (other than the seed and those a resume may change) that differ between runs."""
-    from sac.resume import CHANGEABLE
+    from sac.changeable import fixed_entries
 
-    configs = [c.config for c in curves if c.config]
-    keys = sorted({k for cfg in configs for k in cfg} - {"seed", "resume", *CHANGEABLE})
+    configs = [fixed_entries(c.config) for c in curves if c.config]
+    keys = sorted({k for cfg in configs for k in cfg} - {"seed"})
     return [k for k in keys if len({json.dumps(cfg.get(k), sort_keys=True) for cfg in configs}) > 1]
 
 

@@ -17,21 +17,14 @@ run's own origin (its resume.json), and the run in between is emptied of metrics
 from __future__ import annotations
 
 import json
-import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sac import checkpoint
+from sac.changeable import CHANGEABLE, CHANGEABLE_TEXT, changed_entries, fixed_entries
 from sac.errors import UserError
-
-# Entries a resume may change: more steps, the devices it now runs on (checkpoints do not depend on
-# them), and pictures (videos, a window). The number of workers of a multi_worker run may not change
-# (its replay buffers).
-CHANGEABLE = ("total_steps", "num_threads", "strategy", "cpu_replicas", "tpu_address", "worker_timeout",
-              "video_every", "render")
-_CHANGEABLE_TEXT = ", ".join(CHANGEABLE[:-1]) + " and " + CHANGEABLE[-1]
+from sac.runfiles import read_json, still_running
 
 
 @dataclass(frozen=True)
@@ -42,48 +35,6 @@ class ResumePlan:
     chain: tuple[Path, ...]  # run_dir, then its origins up to (and including) the run that owns the state
     config_updates: dict[str, Any]  # the stopped run's config, with total_steps and num_threads as given
     finished: bool  # the state is at total_steps already: nothing to do
-
-
-def read_json(path: Path) -> Any | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def record_process(run_dir: Path) -> None:
-    """Note which process trains in run_dir, so that resume can refuse a run that is still alive."""
-    checkpoint.write_atomically(Path(run_dir) / "process.json", json.dumps(
-        {"pid": os.getpid(), "host": socket.gethostname()}).encode())
-
-
-def process_alive(pid: Any, name: bytes = b"sac.train") -> bool:
-    """Whether process `pid` on this machine is alive (and, where /proc shows command lines, runs
-    `name`, so that a reused pid is not taken for it)."""
-    try:
-        pid = int(pid)
-    except (TypeError, ValueError):
-        return False
-    if Path("/proc/self").is_dir():
-        try:
-            return name in Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            return False
-    try:  # macOS and others without /proc: the pid exists
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def still_running(run_dir: Path) -> int | None:
-    """The pid of the sac.train process still training in run_dir on this machine, if any."""
-    process = read_json(Path(run_dir) / "process.json")
-    if not isinstance(process, dict) or process.get("host") != socket.gethostname():
-        return None
-    return int(process["pid"]) if process_alive(process.get("pid")) else None
 
 
 def state_directory(run_dir: Path, worker_index: int = 0) -> Path:
@@ -120,13 +71,12 @@ def plan(run_dir: Path, old_config: dict[str, Any] | None, cli_updates: dict[str
         raise UserError(f"resume: {run_dir} has no readable config.json; is it a sac run directory?")
     if named_configs:
         raise UserError(f"resume continues {run_dir} with its own config; drop the named config "
-                        f"{named_configs[0]!r} (only {_CHANGEABLE_TEXT} can change)")
-    for key, value in cli_updates.items():
-        if key in ("resume", *CHANGEABLE):
-            continue
-        if key not in old_config or old_config[key] != value:
-            raise UserError(f"resume keeps {run_dir}'s config: {key}={value!r} would change it "
-                            f"(it was {old_config.get(key)!r}); only {_CHANGEABLE_TEXT} can change")
+                        f"{named_configs[0]!r} (only {CHANGEABLE_TEXT} can change)")
+    changed = changed_entries(old_config, cli_updates, lacking="changed")
+    if changed:
+        key = changed[0]
+        raise UserError(f"resume keeps {run_dir}'s config: {key}={cli_updates[key]!r} would change it "
+                        f"(it was {old_config.get(key)!r}); only {CHANGEABLE_TEXT} can change")
     pid = still_running(run_dir)
     if pid is not None:
         raise UserError(f"{run_dir} is still running (process {pid}); stop it first (SIGTERM saves its state), "
@@ -140,7 +90,7 @@ def plan(run_dir: Path, old_config: dict[str, Any] | None, cli_updates: dict[str
     if int(payload.get("num_workers", 1)) != num_workers:
         raise UserError(f"{run_dir} was trained by {payload.get('num_workers', 1)} worker(s); resume it with as many "
                         f"(this one is one of {num_workers}): each worker's replay buffer is part of the run")
-    updates = {key: value for key, value in old_config.items() if key not in ("resume", *CHANGEABLE)}
+    updates = fixed_entries(old_config)
     for key in CHANGEABLE:  # as given, else as the stopped run had it (runs of older versions lack some)
         if key in cli_updates or key in old_config:
             updates[key] = cli_updates[key] if key in cli_updates else old_config[key]

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sac import checkpoint
-from sac.resume import process_alive, read_json, still_running
+from sac.kinds import CellState
+from sac.runfiles import process_alive, read_json, still_running
 
 
 def _run_ids(cell: Path) -> list[Path]:
@@ -131,7 +132,7 @@ class CellStatus:
     training state at the target step), "stopped" (stopped or killed; resumable when `step` is not
     None), "failed" (its newest part ended with an error)."""
 
-    state: str
+    state: CellState
     head: Path | None = None  # the newest run directory
     step: int | None = None  # running: the newest logged step; otherwise the newest training state's
     steps_per_second: float | None = None  # running: the newest logged rate

@@ -19,6 +19,8 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +31,10 @@ from sacred.utils import SacredError, SacredInterrupt
 from sac import config as config_module
 from sac import distribute
 from sac import resume as resume_module
+from sac import runfiles
 from sac.envs import check_env_config, has_display
 from sac.errors import UserError
+from sac.kinds import any_recurrent
 
 # Capture printed output through Python (not a `tee` subprocess): the progress lines land in cout.txt.
 SETTINGS.CAPTURE_MODE = "sys"
@@ -39,6 +43,21 @@ SETTINGS.CAPTURE_MODE = "sys"
 logging.getLogger("OpenGL").setLevel(logging.WARNING)
 
 
+def _printed_as(label: str) -> Callable[[type], type]:
+    """Make Sacred print the exception as `<label>: <message>`, like any command-line tool's line.
+    Sacred prints a SacredError without traceback through traceback.format_exception_only, which
+    writes `<module>.<class name>: <message>` and leaves the module out only for builtins: so the
+    class is given that module and `label` as its name (the Python name stays for the code)."""
+
+    def rename(cls: type) -> type:
+        cls.__module__ = "builtins"
+        cls.__qualname__ = cls.__name__ = label
+        return cls
+
+    return rename
+
+
+@_printed_as("error")
 class CommandLineError(SacredError):
     """A UserError on its way out through Sacred: printed as `error: <message>`, exit status 1."""
 
@@ -46,18 +65,28 @@ class CommandLineError(SacredError):
         super().__init__(message, print_traceback=False)
 
 
+@_printed_as("stopped")
 class Stopped(SacredInterrupt, SacredError):
-    """The run was stopped by a signal after saving its training state (not a failure of the run)."""
+    """The run was stopped by a signal after saving its training state (not a failure of the run):
+    printed as `stopped: <message>`."""
 
     def __init__(self, message: str, signum: int) -> None:
         SacredError.__init__(self, message, print_traceback=False)
         self.signum = signum
 
 
-# Sacred prints these as `<type name>: <message>`: make that read like any command-line tool's line.
-for _cls, _name in ((CommandLineError, "error"), (Stopped, "stopped")):
-    _cls.__module__ = "builtins"
-    _cls.__qualname__ = _cls.__name__ = _name
+@dataclass
+class Invocation:
+    """What this process's one `python -m sac.train` command resolved to, before Sacred starts the
+    run: set by SacExperiment.run, read by main() and at exit. (Sacred calls main() with the config
+    and the run only, so what the command line decided besides the config is kept here.)"""
+
+    resume_plan: resume_module.ResumePlan | None = None
+    cluster: distribute.Cluster = field(default_factory=distribute.Cluster)  # place among the workers
+    exit_status: int | None = None  # set when a signal stopped the run: 128 + its number
+
+
+invocation = Invocation()
 
 
 class SacExperiment(Experiment):
@@ -65,11 +94,7 @@ class SacExperiment(Experiment):
 
     Sacred parses the command line and calls run(); a resume request is checked there (before a
     run directory exists), and the run then starts with the stopped run's own config. The plan
-    (paths and a step) is kept on the experiment for main()."""
-
-    resume_plan: resume_module.ResumePlan | None = None
-    exit_status: int | None = None  # set when a signal stopped the run: 128 + its number
-    cluster = distribute.Cluster()  # this process's place among the workers (multi_worker)
+    (paths and a step) goes to `invocation` for main()."""
 
     def run(self, command_name: str | None = None, config_updates: dict | None = None,
             named_configs: Any = (), info: dict | None = None, meta_info: dict | None = None,
@@ -78,22 +103,22 @@ class SacExperiment(Experiment):
         training = command_name in (None, self.default_command)
         try:
             if training and config_updates.get("resume") is not None:
-                self.resume_plan, self.cluster = _plan_resume(config_updates, list(named_configs))
+                invocation.resume_plan, invocation.cluster = _plan_resume(config_updates, list(named_configs))
             else:
-                self.cluster = _cluster(config_updates.get("strategy"))
+                invocation.cluster = _cluster(config_updates.get("strategy"))
         except UserError as exc:
             raise CommandLineError(str(exc)) from None
-        if training and not self.cluster.is_chief:
+        if training and not invocation.cluster.is_chief:
             # Only the chief of a multi_worker run writes runs/<id>/ (the others keep their training
             # states in the chief's run directory, sac/builder.py).
             self.observers = [o for o in self.observers if not isinstance(o, FileStorageObserver)]
-        if self.resume_plan is not None:
-            if self.resume_plan.finished:
-                plan = self.resume_plan
+        if invocation.resume_plan is not None:
+            if invocation.resume_plan.finished:
+                plan = invocation.resume_plan
                 print(f"sac: {plan.run_dir} already finished: its training state is at step {plan.step} of "
                       f"total_steps={plan.step}. Nothing to do (add total_steps=N to train it further).", flush=True)
                 raise SystemExit(0)
-            config_updates, named_configs = self.resume_plan.config_updates, ()
+            config_updates, named_configs = invocation.resume_plan.config_updates, ()
         # Sacred refuses keys added inside a dict entry (env_kwargs={"size": 3}) as "not used anywhere";
         # validate_config refuses unknown entries itself (with a suggestion), so that check is off.
         options = {**(options or {}), "--force": True}
@@ -189,10 +214,10 @@ def main(_config: dict[str, Any], _run: Any) -> dict[str, float]:
 
 def _train(cfg: config_module.RunConfig, sacred_run: Any) -> dict[str, float]:
     """Check, build, resume, loop, report."""
-    cluster = ex.cluster
+    cluster = invocation.cluster
     run_dir = _run_directory(sacred_run) if cluster.is_chief else None
     if run_dir is not None:
-        resume_module.record_process(run_dir)
+        runfiles.record_process(run_dir)
 
     # SIGTERM (a scheduler's preemption) and SIGINT (Ctrl-C): finish the step, save, exit non-zero.
     # Installed first, so a signal during start-up also ends in a saved state at the first step.
@@ -227,7 +252,7 @@ def _train(cfg: config_module.RunConfig, sacred_run: Any) -> dict[str, float]:
         " on every worker" if cluster.num_workers > 1 else "")
 
     resume_state = None
-    plan = ex.resume_plan
+    plan = invocation.resume_plan
     if cfg.resume is not None:
         if plan is None or str(plan.run_dir) != str(Path(cfg.resume)):
             raise UserError("resume= works from the command line: python -m sac.train with resume=runs/<id>")
@@ -247,7 +272,7 @@ def _train(cfg: config_module.RunConfig, sacred_run: Any) -> dict[str, float]:
         where = f"run directory {run_dir}" if run_dir is not None else (
             f"{cluster.describe(cluster.worker_index)} of {_display(shared_run)}")
         networks = ""
-        if cfg.actor_network != "mlp" or cfg.critic_network != "mlp":
+        if any_recurrent(cfg.actor_network, cfg.critic_network):
             networks = (f" with {cfg.actor_network} actor and {cfg.critic_network} critic (batches of "
                         f"{cfg.batch_size} sequences of {cfg.sequence_length} steps)")
         print(f"sac: training {cfg.env_id} for {cfg.total_steps} steps (seed {cfg.seed}){networks}; {where}",
@@ -281,7 +306,7 @@ def _train(cfg: config_module.RunConfig, sacred_run: Any) -> dict[str, float]:
     if final_state.step < cfg.total_steps:  # stopped by a signal here, or by one another worker received
         signum = received[0] if received else signal.SIGTERM
         name = signal.Signals(signum).name if received else "a stop request of another worker"
-        ex.exit_status = 128 + signum
+        invocation.exit_status = 128 + signum
         raise Stopped(f"{name} at step {final_state.step}: training state saved in "
                       f"{_display(parts.checkpoints.last_state)}; continue with {resume_command}", signum)
     final = {"eval/return_mean": parts.logger.last("eval/return_mean")}
@@ -294,8 +319,8 @@ if __name__ == "__main__":
     try:
         ex.run_commandline()
     except SystemExit as exc:
-        if ex.exit_status is not None and exc.code == 1:
-            sys.exit(ex.exit_status)
+        if invocation.exit_status is not None and exc.code == 1:
+            sys.exit(invocation.exit_status)
         raise
     except KeyboardInterrupt:
         print("sac: interrupted and stopped at once (a second Ctrl-C, or a signal before training started); "

@@ -76,15 +76,15 @@ class CheckpointWriter:
     - `last_state` is the newest training state on disk (or None), for the run's fault messages.
     """
 
-    def __init__(self, directory: Path, *, config: dict[str, Any], agent: Any, buffer: Any,
-                 envs: gym.vector.VectorEnv, logger: Any, observation_shape: tuple[int, ...], action_low: Any,
-                 action_high: Any, keep_policies: int, keep_states: int, last_state: Path | None = None,
-                 num_workers: int = 1) -> None:
+    def __init__(self, directory: Path, *, config: dict[str, Any], policy_spec: Any, agent: Any, buffer: Any,
+                 envs: gym.vector.VectorEnv, logger: Any, keep_policies: int, keep_states: int,
+                 last_state: Path | None = None, num_workers: int = 1) -> None:
+        """`config` is the run's config, kept in both files as a record; `policy_spec`
+        (sac.policy.PolicySpec) describes the policy file's network and env."""
         self.directory = Path(directory)
         self.last_state = last_state
         self._config, self._agent, self._buffer, self._envs, self._logger = config, agent, buffer, envs, logger
-        self._observation_shape = tuple(observation_shape)
-        self._action_low, self._action_high = action_low, action_high
+        self._policy_spec = policy_spec
         self._keep = {"model": keep_policies, "state": keep_states}  # keep_policies=0: no policy file
         self._num_workers = num_workers
 
@@ -94,15 +94,12 @@ class CheckpointWriter:
         bad = self._agent.nonfinite_variables()
         if bad:
             raise NonFiniteError(step, bad[:3] + (["..."] if len(bad) > 3 else []))
-        policy = policy_payload(
-            step=step, config=self._config, observation_shape=self._observation_shape,
-            action_low=self._action_low, action_high=self._action_high,
-            hidden_sizes=self._config["hidden_sizes"], actor_weights=self._agent.actor.get_weights(),
-            critic_weights=self._agent.critic.get_weights(), actor_network=self._config["actor_network"],
-            rnn_units=self._config["rnn_units"])
+        policy = policy_payload(step=step, spec=self._policy_spec, config=self._config,
+                                actor_weights=self._agent.actor.get_weights(),
+                                critic_weights=self._agent.critic.get_weights())
         state = capture(config=self._config, agent=self._agent, buffer=self._buffer, envs=self._envs,
                         loop_state=loop_state, metrics_record=self._logger.record(),
-                        observation_shape=self._observation_shape)
+                        observation_shape=self._policy_spec.observation_shape)
         state["num_workers"] = self._num_workers
         try:
             if self._keep["model"] > 0:

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from sac.agent import SACAgent, SACSettings
+from sac.noise import seed_pair
 
 pytestmark = pytest.mark.unit
 
@@ -47,7 +48,7 @@ def _reference_actions(agent: SACAgent, obs: np.ndarray, counter: int | None, ji
     mean, log_std = (t.numpy().astype(np.float64) for t in agent.actor(obs))
     u = mean
     if counter is not None:
-        seed = tf.constant([int(agent.policy.noise_key.numpy()), 4 * counter], tf.int64)
+        seed = seed_pair(agent.policy.noise_key, tf.constant(counter, tf.int64))
         draw = tf.function(lambda: tf.random.stateless_normal([obs.shape[0], 2], seed=seed), jit_compile=jit_compile)
         u = mean + np.exp(log_std) * draw().numpy().astype(np.float64)
     center, half = (HIGH.astype(np.float64) + LOW) / 2, (HIGH.astype(np.float64) - LOW) / 2

@@ -14,7 +14,7 @@ import pytest
 from sac import checkpoint
 from sac.errors import UserError
 from sac.networks import build_actor, build_critic
-from sac.policy import find_policy_file, load_policy, policy_payload, read_policy_file
+from sac.policy import PolicySpec, find_policy_file, load_policy, policy_payload, read_policy_file
 
 from .conftest import malicious_pickle
 
@@ -28,15 +28,16 @@ CONFIG = {"env_id": "Some-v0", "env_kwargs": {"a": 1}, "hidden_sizes": [16, 8]}
 def _payload(step: int = 100, seed: int = 0) -> tuple[dict, object]:
     actor = build_actor(5, LOW, HIGH, [16, 8], seed=seed)
     critic = build_critic(5, 2, [16, 8], seed=seed + 1)
-    payload = policy_payload(step=step, config=CONFIG, observation_shape=(5,), action_low=LOW,
-                                        action_high=HIGH, hidden_sizes=[16, 8],
-                                        actor_weights=actor.get_weights(), critic_weights=critic.get_weights())
+    spec = PolicySpec(env_id=CONFIG["env_id"], env_kwargs=CONFIG["env_kwargs"], observation_shape=(5,),
+                      action_low=LOW, action_high=HIGH, hidden_sizes=(16, 8))
+    payload = policy_payload(step=step, spec=spec, config=CONFIG, actor_weights=actor.get_weights(),
+                             critic_weights=critic.get_weights())
     return payload, actor
 
 
 def test_round_trip_gives_the_same_actions_and_every_variable(tmp_path: Path):
     payload, actor = _payload(seed=3)
-    path = checkpoint.save_checkpoint(tmp_path, payload, keep=5)
+    path = checkpoint.write_checkpoint(tmp_path, payload)
     policy = load_policy(path)
     obs = np.random.default_rng(0).normal(size=(64, 5)).astype(np.float32)
     np.testing.assert_array_equal(policy.act(obs), actor.mode(obs).numpy())
@@ -52,8 +53,9 @@ def test_round_trip_gives_the_same_actions_and_every_variable(tmp_path: Path):
 
 
 def test_only_the_newest_checkpoints_are_kept_and_no_temporary_file_remains(tmp_path: Path):
-    for step in (10, 20, 30, 40):
-        checkpoint.save_checkpoint(tmp_path, _payload(step)[0], keep=2)
+    for step in (10, 20, 30, 40):  # as CheckpointWriter does: write, then prune
+        checkpoint.write_checkpoint(tmp_path, _payload(step)[0])
+        checkpoint.prune_checkpoints(tmp_path, keep=2)
     assert sorted(os.listdir(tmp_path)) == ["model-30.pkl", "model-40.pkl"]
     assert find_policy_file(tmp_path)[0] == tmp_path / "model-40.pkl"
 
@@ -68,7 +70,7 @@ def test_a_pickle_that_would_run_code_is_refused_and_the_code_never_runs(tmp_pat
 
 
 def test_truncated_foreign_and_missing_files_are_refused_clearly(tmp_path: Path):
-    good = checkpoint.save_checkpoint(tmp_path, _payload()[0], keep=5)
+    good = checkpoint.write_checkpoint(tmp_path, _payload()[0])
     truncated = tmp_path / "truncated.pkl"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     with pytest.raises(UserError, match="damaged or truncated"):
@@ -85,7 +87,7 @@ def test_truncated_foreign_and_missing_files_are_refused_clearly(tmp_path: Path)
 
 
 def test_a_damaged_byte_is_detected_by_the_checksum(tmp_path: Path):
-    path = checkpoint.save_checkpoint(tmp_path, _payload()[0], keep=5)
+    path = checkpoint.write_checkpoint(tmp_path, _payload()[0])
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01  # one bit, inside the weights: the pickle itself still parses
     path.write_bytes(bytes(data))
@@ -100,7 +102,7 @@ def _state(step: int) -> dict:
 
 def test_the_newest_intact_training_state_is_used_and_damaged_ones_are_skipped_with_a_warning(tmp_path: Path, capsys):
     for step in (100, 200, 300):
-        checkpoint.save_checkpoint(tmp_path, _state(step), keep=3, kind="state")
+        checkpoint.write_checkpoint(tmp_path, _state(step), "state")
     newest = tmp_path / "state-300.pkl"
     newest.write_bytes(newest.read_bytes()[:-1000])  # cut short, as by a crash mid-copy
     middle = tmp_path / "state-200.pkl"
@@ -117,7 +119,7 @@ def test_the_newest_intact_training_state_is_used_and_damaged_ones_are_skipped_w
 
 
 def test_a_full_disk_leaves_the_previous_checkpoint_intact_and_no_temporary_file(tmp_path: Path, monkeypatch):
-    checkpoint.save_checkpoint(tmp_path, _state(100), keep=1, kind="state")
+    checkpoint.write_checkpoint(tmp_path, _state(100), "state")
     before = (tmp_path / "state-100.pkl").read_bytes()
     real_open = open
 
@@ -129,7 +131,7 @@ def test_a_full_disk_leaves_the_previous_checkpoint_intact_and_no_temporary_file
 
     monkeypatch.setattr(checkpoint, "open", open_full_disk, raising=False)
     with pytest.raises(OSError) as raised:
-        checkpoint.save_checkpoint(tmp_path, _state(200), keep=1, kind="state")
+        checkpoint.write_checkpoint(tmp_path, _state(200), "state")
     assert raised.value.errno == errno.ENOSPC
     assert sorted(os.listdir(tmp_path)) == ["state-100.pkl"]  # no new file, no temporary, no pruning
     assert (tmp_path / "state-100.pkl").read_bytes() == before
@@ -137,14 +139,14 @@ def test_a_full_disk_leaves_the_previous_checkpoint_intact_and_no_temporary_file
 
 
 def test_a_training_state_given_where_a_policy_is_expected_points_to_the_policy(tmp_path: Path):
-    path = checkpoint.save_checkpoint(tmp_path, _state(100), keep=1, kind="state")
+    path = checkpoint.write_checkpoint(tmp_path, _state(100), "state")
     with pytest.raises(UserError, match="is a training state .*model-100.pkl"):
         read_policy_file(path)
 
 
 def test_a_run_directory_falls_back_to_the_newest_intact_policy_with_a_warning(tmp_path: Path, capsys):
     for step in (100, 200):
-        checkpoint.save_checkpoint(tmp_path / "checkpoints", _payload(step, seed=step)[0], keep=5)
+        checkpoint.write_checkpoint(tmp_path / "checkpoints", _payload(step, seed=step)[0])
     newest = tmp_path / "checkpoints" / "model-200.pkl"
     newest.write_bytes(newest.read_bytes()[:-100])
     assert load_policy(tmp_path).step == 100

@@ -13,6 +13,7 @@ import tensorflow as tf  # noqa: E402
 
 from sac import squashed_gaussian  # noqa: E402
 from sac.agent import SACAgent, SACSettings  # noqa: E402
+from sac.kinds import NETWORK_KINDS  # noqa: E402
 from sac.networks import build_actor, build_critic  # noqa: E402
 from sac.replay import ReplayBuffer  # noqa: E402
 
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.unit
 
 OBS_DIM = 3
 LOW, HIGH = np.array([-2.0, 0.0], np.float32), np.array([2.0, 1.0], np.float32)
-NETWORKS = ("mlp", "lstm", "gru")
+NETWORKS = NETWORK_KINDS
 
 
 def _buffer(steps: int = 120, seed: int = 0) -> ReplayBuffer:

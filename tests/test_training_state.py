@@ -42,8 +42,7 @@ def test_every_variable_and_every_output_survives_a_save_and_load(tmp_path: Path
     _train(trained, _batches(5))  # Adam moments, counters, targets and alpha all move away from init
     obs = np.random.default_rng(2).normal(size=(64, 5)).astype(np.float32)
     trained.policy.act(obs, stochastic=True)
-    path = checkpoint.save_checkpoint(tmp_path, {"format": "x", "step": 5, "agent": trained.get_state()},
-                                      keep=1, kind="state")
+    path = checkpoint.write_checkpoint(tmp_path, {"format": "x", "step": 5, "agent": trained.get_state()}, "state")
     restored = _agent(seed=99)  # different initial weights, so nothing matches by accident
     restored.set_state(checkpoint.read_payload(path)["agent"])
 
@@ -100,7 +99,7 @@ def test_the_replay_buffer_and_its_sampler_survive_a_save_and_load(tmp_path: Pat
     buffer = ReplayBuffer(capacity, 3, 2, seed=5, num_streams=streams)
     _fill(buffer, steps)
     buffer.sample_stack(1, 7)  # the sampler's generator has moved on
-    path = checkpoint.save_checkpoint(tmp_path, {"step": steps, "replay": buffer.get_state()}, keep=1, kind="state")
+    path = checkpoint.write_checkpoint(tmp_path, {"step": steps, "replay": buffer.get_state()}, "state")
     restored = ReplayBuffer(new_capacity, 3, 2, seed=123, num_streams=streams)
     restored.set_state(checkpoint.read_payload(path)["replay"])
     assert len(restored) == len(buffer)
