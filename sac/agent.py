@@ -80,7 +80,7 @@ class SACAgent:
         else:
             # XLA cannot compile a step whose variables live on several devices (keras-team/keras#19005):
             # the distributed step is a graph whose per-replica phases are XLA-compiled on values
-            # (sac/distributed_update.py; README "Multi-GPU, TPU and multi-machine").
+            # (sac/distributed_update.py; docs/distributed.md).
             self._replicas = ReplicatedPhases(self.replication, self._replica_variables, jit_compile)
             self._run_phase = self._replicated_phase
             self._train_and_act_fn = tf.function(self._train_and_act)
@@ -314,7 +314,7 @@ class SACAgent:
         if call is None:
             # The graph traced for these shapes, called directly: this skips tf.function's per-call
             # argument matching, about 1 ms of Python per call with ~70 captured variables
-            # (measured with perf; README "Speed").
+            # (measured with perf; docs/speed.md).
             call = self._train_and_act_fn.get_concrete_function(
                 *[tf.TensorSpec(shape, tf.float32) for shape in shapes])
             self._train_and_act_calls[shapes] = call

@@ -3,7 +3,7 @@
 Feed-forward ("mlp", the default): Keras 3 models on flat float32 observations; each call sees one
 step, and works as well on [B, T, O] sequences (Dense layers act on the last axis).
 
-Recurrent ("lstm", "gru"; README "Recurrent networks"): an encoder runs an LSTM or GRU of
+Recurrent ("lstm", "gru"; docs/recurrent.md): an encoder runs an LSTM or GRU of
 `rnn_units` over (observation, previous action) and hands its output, concatenated with the current
 observation, to the same MLP and head. Actor and critic each have their own encoder (Ni et al.
 2022, "Recurrent Model-Free RL Can Be a Strong Baseline for Many POMDPs": separate encoders are

@@ -196,7 +196,7 @@ class ReplayBuffer:
         with replacement from the whole transitions stored (all streams)."""
         return self.gather(self.sample_slots(num_batches * batch_size).reshape(num_batches, batch_size))
 
-    # --- Sequences, for recurrent networks (README "Recurrent networks") ---------------------------
+    # --- Sequences, for recurrent networks (docs/recurrent.md) ---------------------------
     def sample_sequence_stack(self, num_batches: int, batch_size: int, length: int, burn_in: int = 0
                               ) -> dict[str, np.ndarray]:
         """`num_batches` batches of `batch_size` sequences of up to `length` steps, stacked [K, B, ...].

@@ -33,7 +33,7 @@ class ResumePlan:
     state_path: Path  # the training state it continues from (checked: it reads back whole)
     step: int  # that state's step
     chain: tuple[Path, ...]  # run_dir, then its origins up to (and including) the run that owns the state
-    config_updates: dict[str, Any]  # the stopped run's config, with total_steps and num_threads as given
+    config_updates: dict[str, Any]  # the stopped run's config, with the CHANGEABLE entries as given (or as it had them) and a None target_entropy resolved
     finished: bool  # the state is at total_steps already: nothing to do
 
 

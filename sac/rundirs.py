@@ -1,6 +1,6 @@
 """Reading what runs left on disk: a run's chain of resumed parts, its whole metrics, where it stands.
 
-A run stopped and resumed (README "Resume after preemption") is several Sacred run directories:
+A run stopped and resumed (docs/resume.md) is several Sacred run directories:
 runs/1 (steps 0..s1), runs/2 with resume.json pointing back to runs/1 (s1..s2), and so on. Each
 part's metrics.json holds only its own steps (sac/resume.py rewrites a stopped part to exactly what
 its training state recorded), so the whole curve is the parts' metrics put end to end. The grid

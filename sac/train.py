@@ -6,7 +6,7 @@ and handed to the builder (sac/builder.py), whose parts the training loop (sac/l
 run gets runs/<id>/ with config.json, run.json, metrics.json, cout.txt, info.json, TensorBoard
 event files and checkpoints/ (policies and training states).
 
-Stopping and resuming (README "Resume after preemption"): SIGTERM or SIGINT (Ctrl-C) lets the
+Stopping and resuming (docs/resume.md): SIGTERM or SIGINT (Ctrl-C) lets the
 current step finish, saves the training state, and exits with status 128 + the signal number (143,
 130); after a first signal, SIGINT (a second Ctrl-C) stops at once (the newest complete checkpoint stays
 intact), while further SIGTERMs are ignored (the save goes on).

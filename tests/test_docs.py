@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sac.resume import CHANGEABLE
+from sac.changeable import CHANGEABLE
 
 pytestmark = pytest.mark.unit
 
@@ -61,10 +61,10 @@ def test_pointer_gives_the_line_of_the_definition():
 
 def test_resume_page_lists_exactly_the_changeable_entries():
     text = (DOCS / "resume.md").read_text()
-    match = re.search(r"Only the entries of\s+`sac/resume\.py:CHANGEABLE`(.*?)Any other entry", text, re.S)
-    assert match, "docs/resume.md must say which entries a resume may change (sac/resume.py CHANGEABLE)"
+    match = re.search(r"Only the entries of\s+`sac/changeable\.py:CHANGEABLE`(.*?)Any other entry", text, re.S)
+    assert match, "docs/resume.md must say which entries a resume may change (sac/changeable.py CHANGEABLE)"
     named = re.findall(r"`(\w+)`", match.group(1))
-    assert sorted(named) == sorted(CHANGEABLE), f"docs/resume.md names {named}; sac/resume.py has {CHANGEABLE}"
+    assert sorted(named) == sorted(CHANGEABLE), f"docs/resume.md names {named}; sac/changeable.py has {CHANGEABLE}"
 
 
 def test_readme_links_exist():
