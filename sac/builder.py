@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from sac.config import RunConfig, default_target_entropy
+from sac.config import RunConfig, resolve_target_entropy
 from sac.distribute import Cluster
 from sac.resume import state_directory
 
@@ -162,11 +162,9 @@ def build_run(config: RunConfig, *, run_dir: Path | None = None, metrics_sink: A
 
     # None: -dim(A)/2 in [-1, 1] units, given for the density in the env's units (default_target_entropy).
     # A number (the user's, or the one a resumed run was trained with, sac/resume.py) is taken as given.
-    target_entropy = config.target_entropy
-    if target_entropy is None:
-        target_entropy = default_target_entropy(low.tolist(), high.tolist())
+    target_entropy = resolve_target_entropy(config.target_entropy, low.tolist(), high.tolist())
     settings = SACSettings(
-        gamma=config.gamma, tau=config.tau, reward_scale=config.reward_scale, target_entropy=float(target_entropy),
+        gamma=config.gamma, tau=config.tau, reward_scale=config.reward_scale, target_entropy=target_entropy,
         learn_alpha=config.learn_alpha, initial_alpha=config.initial_alpha, actor_lr=config.actor_lr,
         critic_lr=config.critic_lr, alpha_lr=config.alpha_lr,
     )
@@ -197,5 +195,5 @@ def build_run(config: RunConfig, *, run_dir: Path | None = None, metrics_sink: A
             envs=envs, logger=logger, keep_policies=config.keep_checkpoints if cluster.is_chief else 0,
             keep_states=KEEP_TRAINING_STATES, num_workers=cluster.num_workers)
     return RunParts(config=config, cluster=cluster, replication=replication, seeds=seeds, envs=envs,
-                    eval_envs=eval_envs, observation_shape=observation_shape, target_entropy=float(target_entropy), agent=agent, buffer=buffer, schedule=schedule,
+                    eval_envs=eval_envs, observation_shape=observation_shape, target_entropy=target_entropy, agent=agent, buffer=buffer, schedule=schedule,
                     logger=logger, checkpoints=checkpoints, video=video, viewer=viewer)

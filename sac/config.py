@@ -282,15 +282,25 @@ def default_target_entropy(action_low: Sequence[float], action_high: Sequence[fl
     nats per dimension in [-1, 1] units, a policy about twice as wide as on the other tasks; the
     paper's code normalises actions to [-1, 1] before its heuristic, and Acme refuses the heuristic on
     other boxes.) Every [-1, 1] box gives exactly -dim(A)/2, as before: log 1 = 0."""
-    half_ranges = [(float(h) - float(lo)) / 2.0 for lo, h in zip(action_low, action_high, strict=True)]
-    return -0.5 * len(half_ranges) + math.fsum(math.log(h) for h in half_ranges)
+    return -0.5 * len(action_low) + log_half_ranges(action_low, action_high)
+
+
+def log_half_ranges(action_low: Sequence[float], action_high: Sequence[float]) -> float:
+    """sum_i log h_i for the box's half-ranges h_i: what an entropy gains from [-1, 1] units to the
+    env's (0.0 exactly on a [-1, 1] box)."""
+    return math.fsum(math.log((float(h) - float(lo)) / 2.0) for lo, h in zip(action_low, action_high, strict=True))
+
+
+def resolve_target_entropy(given: float | None, action_low: Sequence[float], action_high: Sequence[float]) -> float:
+    """The target a run trains with: `given` as it is (nats, the density in the env's units), or for
+    None the default above."""
+    return default_target_entropy(action_low, action_high) if given is None else float(given)
 
 
 def describe_target_entropy(value: float, given: float | None, action_low: Sequence[float],
                             action_high: Sequence[float], kept: bool = False) -> str:
     """One line saying what the resolved target is, in which units, and where it comes from."""
-    dim = len(action_low)
-    box = sum(math.log((float(h) - float(lo)) / 2.0) for lo, h in zip(action_low, action_high))
+    dim, box = len(action_low), log_half_ranges(action_low, action_high)
     if kept:
         how = "kept from the training state this run resumes"
     elif given is None:

@@ -139,7 +139,7 @@ def _resolved_target_entropy(cfg: dict[str, Any]) -> str:
     except Exception as exc:  # print_config shows the config even for an env that cannot be made
         return f"target_entropy: not resolved ({cfg['env_id']!r} could not be made: {type(exc).__name__}: {exc})"
     given = cfg["target_entropy"]
-    value = config_module.default_target_entropy(low, high) if given is None else float(given)
+    value = config_module.resolve_target_entropy(given, low, high)
     return f"resolved for {cfg['env_id']}: " + config_module.describe_target_entropy(value, given, low, high)
 
 
