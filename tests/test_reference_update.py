@@ -6,10 +6,10 @@ burn-in), with and without XLA.
 
 The seam into the agent (the only private name used): `SACAgent._update_key`, the key of the
 update's noise stream. Update n (n = update_counter before it) draws its noise as
-tf.random.stateless_normal(rows + (action_dim,), seed=(_update_key, 4 n + stream)), stream 0 for
-a' in the TD target and stream 1 for the actor's sample, rows [B] for transitions and [B, T] for
-sequences; with jit_compile=True the draw is XLA-compiled (XLA's stateless normals differ from the
-plain kernels'), and `_draws` below draws the same way. Everything else is public: train_and_act,
+stateless N(0, 1) draws of shape rows + (action_dim,) seeded by sac.noise.seed_pair(_update_key, n,
+stream), stream 0 for a' in the TD target and stream 1 for the actor's sample, rows [B] for
+transitions and [B, T] for sequences; with jit_compile=True the draw is XLA-compiled (XLA's stateless
+normals differ from the plain kernels'), and `_draws` below draws them through sac/noise.py too. Everything else is public: train_and_act,
 the attributes actor, critic, target_critic, log_alpha, the three optimizers and update_counter
 (their variables identified by their Keras paths), and sac.networks' builders and `encode`.
 
@@ -36,6 +36,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from sac import noise
 from sac.agent import SACAgent, SACSettings
 from sac.networks import build_actor, build_critic
 
@@ -155,9 +156,9 @@ def _compare(agent: SACAgent, reference: ref.State, updates: int) -> None:
 
 # --- The noise seam -------------------------------------------------------------------------------------
 
-# Stateless N(0, 1) draws, XLA-compiled or not (traced once per shape; the seed is an input).
-_DRAW = {jit: tf.function(lambda shape, seed: tf.random.stateless_normal(shape, seed=seed), jit_compile=jit)
-         for jit in (False, True)}
+# The agent's own stateless N(0, 1) draws and seed arithmetic (sac/noise.py), XLA-compiled or not: the
+# noise is the seam, not what is tested (traced once per shape; the seed is an input).
+_DRAW = {jit: noise.standard_normal_draws(jit) for jit in (False, True)}
 
 
 def _draws(agent: SACAgent, rows: tuple[int, ...], jit_compile: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -166,7 +167,7 @@ def _draws(agent: SACAgent, rows: tuple[int, ...], jit_compile: bool) -> tuple[n
     shape = tuple(int(r) for r in rows) + (agent.action_dim,)
 
     def draw(stream: int) -> np.ndarray:
-        seed = tf.constant([key, 4 * counter + stream], tf.int64)
+        seed = noise.seed_pair(tf.constant(key, tf.int64), tf.constant(counter, tf.int64), stream)
         return _DRAW[jit_compile](shape, seed).numpy().astype(np.float64)
 
     return draw(0), draw(1)
