@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from sac import checkpoint, squashed_gaussian
 from sac.config import default_target_entropy, describe_target_entropy
+from sac.resume import trained_target_entropy
 
 from .conftest import run_cli, train
 
@@ -90,8 +91,7 @@ SHORT = ["total_steps=400", "learning_starts=200", "eval_every=400", "eval_episo
 
 @pytest.mark.smoke
 def test_a_resume_keeps_the_target_the_run_trained_with(tmp_path: Path):
-    """Pendulum's [-2, 2] box: the default is -0.5 + log 2. A state written before issue 18 (no
-    recorded target) resumes with that time's default, -0.5; a recorded target is kept as it is."""
+    """Pendulum's [-2, 2] box: the default is -0.5 + log 2, recorded in the training state."""
     first = train(tmp_path, *SHORT)
     info = json.loads((first / "info.json").read_text())
     assert info["target_entropy"] == pytest.approx(-0.5 + math.log(2.0), abs=1e-12)
@@ -101,22 +101,24 @@ def test_a_resume_keeps_the_target_the_run_trained_with(tmp_path: Path):
     state = checkpoint.read_state_file(state_path)
     assert state["target_entropy"] == info["target_entropy"]
 
-    def resumed_target(recorded: float | None, total: int) -> tuple[float, float, str]:
-        edited = dict(state)
-        if recorded is None:
-            del edited["target_entropy"]  # as a state of the version before
-        else:
-            edited["target_entropy"] = recorded
-        checkpoint.write_payload(state_path, edited)
-        (first / "resumed_by.json").unlink(missing_ok=True)
-        run = train(tmp_path, f"resume={first.relative_to(tmp_path)}", f"total_steps={total}")
-        config = json.loads((run / "config.json").read_text())
-        run_info = json.loads((run / "info.json").read_text())
-        return config["target_entropy"], run_info["target_entropy"], run_info["target_entropy_explained"]
+    # A state written before issue 18 (no recorded target) resumes end to end with that time's
+    # default, -0.5, not today's -0.5 + log 2: the resumed run reads its target from the state.
+    del state["target_entropy"]
+    checkpoint.write_payload(state_path, state)
+    run = train(tmp_path, f"resume={first.relative_to(tmp_path)}", "total_steps=500")
+    config = json.loads((run / "config.json").read_text())
+    run_info = json.loads((run / "info.json").read_text())
+    assert config["target_entropy"] == run_info["target_entropy"] == -0.5
+    assert run_info["target_entropy_explained"] == (
+        "target_entropy = -0.5 nats for the action density in the env's own units (kept from the training state "
+        "this run resumes)")
 
-    config_value, used, explained = resumed_target(None, 500)
-    assert config_value == used == -0.5
-    assert explained == ("target_entropy = -0.5 nats for the action density in the env's own units (kept from the "
-                         "training state this run resumes)")
-    config_value, used, _ = resumed_target(0.25, 600)
-    assert config_value == used == 0.25
+
+@pytest.mark.unit
+def test_a_recorded_target_is_the_one_a_resume_trains_with():
+    # Any recorded number wins over the default of either version (the run above shows the resumed
+    # run takes its target from here).
+    replay = {"action_dim": 17}
+    assert trained_target_entropy({"target_entropy": 0.25, "replay": replay}) == 0.25
+    assert trained_target_entropy({"target_entropy": -24.0769, "replay": replay}) == -24.0769
+    assert trained_target_entropy({"replay": replay}) == -8.5  # written before issue 18
