@@ -47,6 +47,12 @@ def read_metrics(run_dir: Path) -> dict[str, dict[str, list]]:
     return json.loads((run_dir / "metrics.json").read_text())
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """The learning runs, the longest tests by far, go first: with tests.py's two workers, a long
+    test that starts last would leave the other worker idle until it ends."""
+    items.sort(key=lambda item: item.get_closest_marker("learning") is None)
+
+
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     return tmp_path
