@@ -31,17 +31,18 @@ from sac.policy import Policy
 
 @dataclass(frozen=True)
 class SACSettings:
-    """The hyperparameters the update uses (see sac/config.py for their sources)."""
+    """The hyperparameters the update uses. No defaults here: their defaults and sources live in
+    sac/config.py alone, and sac.builder.sac_settings makes these from a run's config."""
 
-    gamma: float = 0.99
-    tau: float = 0.005
-    reward_scale: float = 1.0
-    target_entropy: float = -0.5
-    learn_alpha: bool = True
-    initial_alpha: float = 1.0
-    actor_lr: float = 3e-4
-    critic_lr: float = 3e-4
-    alpha_lr: float = 3e-4
+    gamma: float
+    tau: float
+    reward_scale: float
+    target_entropy: float  # nats, for the action density in the env's own units (resolved: never None)
+    learn_alpha: bool
+    initial_alpha: float
+    actor_lr: float
+    critic_lr: float
+    alpha_lr: float
 
 
 @contextlib.contextmanager

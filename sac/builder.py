@@ -15,11 +15,14 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from sac.config import RunConfig, resolve_target_entropy
 from sac.distribute import Cluster
 from sac.resume import state_directory
+
+if TYPE_CHECKING:  # sac.agent imports TensorFlow, which build_run imports only once configured
+    from sac.agent import SACSettings
 
 KEEP_TRAINING_STATES = 2  # the newest, and the one before it in case the newest is damaged
 
@@ -52,8 +55,7 @@ class RunParts:
     envs: Any  # gymnasium VectorEnv: num_envs training envs
     eval_envs: Any  # gymnasium VectorEnv: one env per evaluation episode
     observation_shape: tuple[int, ...]
-    target_entropy: float
-    agent: Any  # sac.agent.SACAgent (networks, optimizers, policy, compiled update)
+    agent: Any  # sac.agent.SACAgent (networks, optimizers, policy, compiled update; its settings hold the resolved target entropy)
     buffer: Any  # sac.replay.ReplayBuffer
     schedule: Any  # sac.loop.Schedule
     logger: Any  # sac.metrics.MetricsLogger
@@ -103,6 +105,17 @@ class RunParts:
                 part.close()
 
 
+def sac_settings(config: RunConfig, target_entropy: float) -> SACSettings:
+    """The update's hyperparameters from a run's config, with the entropy target resolved (a number:
+    config.resolve_target_entropy of the config's entry and the env's action box)."""
+    from sac.agent import SACSettings
+
+    return SACSettings(gamma=config.gamma, tau=config.tau, reward_scale=config.reward_scale,
+                       target_entropy=float(target_entropy), learn_alpha=config.learn_alpha,
+                       initial_alpha=config.initial_alpha, actor_lr=config.actor_lr, critic_lr=config.critic_lr,
+                       alpha_lr=config.alpha_lr)
+
+
 def build_run(config: RunConfig, *, run_dir: Path | None = None, metrics_sink: Any = None,
               stream: TextIO = sys.stdout, cluster: Cluster = Cluster()) -> RunParts:
     """Build every part of a run. With `run_dir`, TensorBoard files and checkpoints go there;
@@ -115,7 +128,7 @@ def build_run(config: RunConfig, *, run_dir: Path | None = None, metrics_sink: A
     import numpy as np
     import tensorflow as tf
 
-    from sac.agent import SACAgent, SACSettings
+    from sac.agent import SACAgent
     from sac.distribute import make_strategy
     from sac.envs import make_vector_env, observation_dim
     from sac.loop import Schedule
@@ -162,12 +175,7 @@ def build_run(config: RunConfig, *, run_dir: Path | None = None, metrics_sink: A
 
     # None: -dim(A)/2 in [-1, 1] units, given for the density in the env's units (default_target_entropy).
     # A number (the user's, or the one a resumed run was trained with, sac/resume.py) is taken as given.
-    target_entropy = resolve_target_entropy(config.target_entropy, low.tolist(), high.tolist())
-    settings = SACSettings(
-        gamma=config.gamma, tau=config.tau, reward_scale=config.reward_scale, target_entropy=target_entropy,
-        learn_alpha=config.learn_alpha, initial_alpha=config.initial_alpha, actor_lr=config.actor_lr,
-        critic_lr=config.critic_lr, alpha_lr=config.alpha_lr,
-    )
+    settings = sac_settings(config, resolve_target_entropy(config.target_entropy, low.tolist(), high.tolist()))
     agent = SACAgent(obs_dim, low, high, config.hidden_sizes, settings, seed=seeds.agent,
                      jit_compile=config.jit_compile, replication=replication, actor_network=config.actor_network,
                      critic_network=config.critic_network, rnn_units=config.rnn_units, burn_in=config.burn_in)
@@ -195,5 +203,5 @@ def build_run(config: RunConfig, *, run_dir: Path | None = None, metrics_sink: A
             envs=envs, logger=logger, keep_policies=config.keep_checkpoints if cluster.is_chief else 0,
             keep_states=KEEP_TRAINING_STATES, num_workers=cluster.num_workers)
     return RunParts(config=config, cluster=cluster, replication=replication, seeds=seeds, envs=envs,
-                    eval_envs=eval_envs, observation_shape=observation_shape, target_entropy=target_entropy, agent=agent, buffer=buffer, schedule=schedule,
+                    eval_envs=eval_envs, observation_shape=observation_shape, agent=agent, buffer=buffer, schedule=schedule,
                     logger=logger, checkpoints=checkpoints, video=video, viewer=viewer)

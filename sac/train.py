@@ -241,9 +241,10 @@ def _train(cfg: config_module.RunConfig, sacred_run: Any) -> dict[str, float]:
     parts = build_run(cfg, run_dir=run_dir, metrics_sink=sacred_run, cluster=cluster)
     for signum in previous_handlers:  # again: connecting a multi_worker cluster (gRPC) replaces the handlers
         signal.signal(signum, on_signal)
-    sacred_run.info["target_entropy"] = parts.target_entropy
+    target_entropy = parts.agent.settings.target_entropy  # resolved by the builder
+    sacred_run.info["target_entropy"] = target_entropy
     box = parts.envs.single_action_space
-    target_text = config_module.describe_target_entropy(parts.target_entropy, cfg.target_entropy, box.low.tolist(),
+    target_text = config_module.describe_target_entropy(target_entropy, cfg.target_entropy, box.low.tolist(),
                                                         box.high.tolist(), kept=cfg.resume is not None)
     sacred_run.info["target_entropy_explained"] = target_text
     # The run directory all workers report: the chief's (the others keep their states under it).

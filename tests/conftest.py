@@ -1,6 +1,7 @@
 """Shared helpers: run the command-line tools in a scratch directory, read what a run wrote."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pickle
@@ -8,6 +9,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -45,6 +47,16 @@ def train(cwd: Path, *updates: str, timeout: float = 600, env: dict[str, str] | 
 
 def read_metrics(run_dir: Path) -> dict[str, dict[str, list]]:
     return json.loads((run_dir / "metrics.json").read_text())
+
+
+def sac_settings(target_entropy: float = -1.0, **changes: Any):
+    """The update's settings as a run with the default config would have them (sac.builder.sac_settings,
+    so the defaults come from sac/config.py alone), with a given target entropy and `changes`
+    (which may go where the config's checks would not, such as a zero learning rate)."""
+    from sac.builder import sac_settings as from_config
+    from sac.config import run_config
+
+    return dataclasses.replace(from_config(run_config(), target_entropy), **changes)
 
 
 def pytest_collection_modifyitems(session, config, items):

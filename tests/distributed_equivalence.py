@@ -33,11 +33,12 @@ def main(replicas: int, calls: int, network: str = "mlp") -> None:
     configure_tensorflow(0, cpu_replicas=replicas)
     import tensorflow as tf
 
-    from sac.agent import SACAgent, SACSettings
+    from sac.agent import SACAgent
+    from tests.conftest import sac_settings
     from sac.distribute import Replication
 
     low, high = np.array([-1.0, 0.0], np.float32), np.array([3.0, 0.5], np.float32)
-    settings = SACSettings(target_entropy=-1.0, tau=0.05, actor_lr=1e-3, critic_lr=1e-3, alpha_lr=1e-3)
+    settings = sac_settings(tau=0.05, actor_lr=1e-3, critic_lr=1e-3, alpha_lr=1e-3)
     strategy = tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
     nets = dict(actor_network=network, critic_network=network, rnn_units=8, burn_in=2)
     one = SACAgent(5, low, high, [32, 32], settings, seed=3, jit_compile=True, **nets)

@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from sac.agent import SACAgent, SACSettings
+from sac.agent import SACAgent
 from sac.noise import seed_pair
+
+from .conftest import sac_settings
 
 pytestmark = pytest.mark.unit
 
@@ -58,9 +60,9 @@ def _reference_actions(agent: SACAgent, obs: np.ndarray, counter: int | None, ji
 @pytest.mark.parametrize("learning", ["critic", "actor", "alpha"])
 def test_each_optimizer_updates_only_its_own_variables(learning):
     # A zero learning rate freezes a part; only `learning` may move (and the target through Polyak).
-    settings = SACSettings(actor_lr=3e-3 if learning == "actor" else 0.0,
-                           critic_lr=3e-3 if learning == "critic" else 0.0,
-                           alpha_lr=3e-3 if learning == "alpha" else 0.0, tau=0.1, target_entropy=-1.0)
+    settings = sac_settings(actor_lr=3e-3 if learning == "actor" else 0.0,
+                            critic_lr=3e-3 if learning == "critic" else 0.0,
+                            alpha_lr=3e-3 if learning == "alpha" else 0.0, tau=0.1)
     agent = SACAgent(5, LOW, HIGH, [16, 16], settings, seed=0, jit_compile=False)
     agent.critic.set_weights([w + 0.01 for w in agent.critic.get_weights()])  # critic != target
     before = _snapshot(agent)
@@ -75,7 +77,7 @@ def test_each_optimizer_updates_only_its_own_variables(learning):
 
 
 def test_fixed_temperature_is_never_updated():
-    agent = SACAgent(5, LOW, HIGH, [16, 16], SACSettings(learn_alpha=False, initial_alpha=0.2), seed=0,
+    agent = SACAgent(5, LOW, HIGH, [16, 16], sac_settings(-0.5, learn_alpha=False, initial_alpha=0.2), seed=0,
                      jit_compile=False)
     for _ in range(3):
         metrics = _update(agent, _batch())
@@ -85,7 +87,7 @@ def test_fixed_temperature_is_never_updated():
 
 @pytest.mark.parametrize("jit_compile", [True, False])
 def test_actions_are_the_squashed_gaussian_mapping_not_a_clip(jit_compile):
-    agent = SACAgent(5, LOW, HIGH, [16, 16], SACSettings(target_entropy=-1.0), seed=0, jit_compile=jit_compile)
+    agent = SACAgent(5, LOW, HIGH, [16, 16], sac_settings(), seed=0, jit_compile=jit_compile)
     metrics = _update(agent, _batch())
     assert set(metrics) == {"loss/critic", "loss/actor", "loss/alpha", "alpha", "policy/entropy", "q/mean"}
     assert all(np.isfinite(float(v)) for v in metrics.values())
@@ -110,11 +112,11 @@ def test_actions_are_the_squashed_gaussian_mapping_not_a_clip(jit_compile):
 
 def test_the_noise_follows_the_seed_same_seed_same_updates_other_seed_other_updates():
     """Agents that start from the same weights and differ only in the seed of their noise streams."""
-    start = SACAgent(5, LOW, HIGH, [16, 16], SACSettings(target_entropy=-1.0), seed=1, jit_compile=False)
+    start = SACAgent(5, LOW, HIGH, [16, 16], sac_settings(), seed=1, jit_compile=False)
     initial = [net.get_weights() for net in (start.actor, start.critic, start.target_critic)]
 
     def run(seed):
-        agent = SACAgent(5, LOW, HIGH, [16, 16], SACSettings(target_entropy=-1.0), seed=seed, jit_compile=False)
+        agent = SACAgent(5, LOW, HIGH, [16, 16], sac_settings(), seed=seed, jit_compile=False)
         for net, weights in zip((agent.actor, agent.critic, agent.target_critic), initial):
             net.set_weights(weights)
         for i in range(3):
@@ -130,8 +132,8 @@ def test_the_noise_follows_the_seed_same_seed_same_updates_other_seed_other_upda
 
 @pytest.mark.parametrize("jit_compile", [True, False])
 def test_k_stacked_batches_make_exactly_k_updates_in_order(jit_compile):
-    many = SACAgent(5, LOW, HIGH, [16, 16], SACSettings(target_entropy=-1.0), seed=5, jit_compile=jit_compile)
-    one_by_one = SACAgent(5, LOW, HIGH, [16, 16], SACSettings(target_entropy=-1.0), seed=5, jit_compile=jit_compile)
+    many = SACAgent(5, LOW, HIGH, [16, 16], sac_settings(), seed=5, jit_compile=jit_compile)
+    one_by_one = SACAgent(5, LOW, HIGH, [16, 16], sac_settings(), seed=5, jit_compile=jit_compile)
     batches = [_batch(seed=i) for i in range(4)]
     metrics_many, _, _ = many.train_and_act({k: np.stack([b[k] for b in batches]) for k in batches[0]}, OBS)
     for b in batches:

@@ -12,10 +12,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 
 from sac import squashed_gaussian  # noqa: E402
-from sac.agent import SACAgent, SACSettings  # noqa: E402
+from sac.agent import SACAgent  # noqa: E402
 from sac.kinds import NETWORK_KINDS  # noqa: E402
 from sac.networks import build_actor, build_critic  # noqa: E402
 from sac.replay import ReplayBuffer  # noqa: E402
+
+from .conftest import sac_settings  # noqa: E402
 
 pytestmark = pytest.mark.unit
 
@@ -36,7 +38,7 @@ def _buffer(steps: int = 120, seed: int = 0) -> ReplayBuffer:
 
 
 def _agent(actor: str, critic: str, burn_in: int = 0, seed: int = 1, jit_compile: bool = True) -> SACAgent:
-    return SACAgent(OBS_DIM, LOW, HIGH, [16, 16], SACSettings(target_entropy=-1.0), seed=seed, jit_compile=jit_compile,
+    return SACAgent(OBS_DIM, LOW, HIGH, [16, 16], sac_settings(), seed=seed, jit_compile=jit_compile,
                     actor_network=actor, critic_network=critic, rnn_units=8, burn_in=burn_in)
 
 

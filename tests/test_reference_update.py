@@ -52,7 +52,7 @@ HIDDEN = [16, 16]
 # rounding, and alpha_lr large enough that alpha changes between steps: Adam's step is invariant
 # to a constant scale of the gradient, so a temperature loss on alpha instead of log(alpha)
 # (gradient times alpha) shows only once alpha moves (and alpha != 1: initial_alpha 0.5).
-SETTINGS = SACSettings(gamma=0.9, tau=0.1, reward_scale=2.0, target_entropy=-1.0, initial_alpha=0.5,
+SETTINGS = SACSettings(gamma=0.9, tau=0.1, reward_scale=2.0, target_entropy=-1.0, learn_alpha=True, initial_alpha=0.5,
                        actor_lr=1e-2, critic_lr=1e-2, alpha_lr=0.1)
 UPDATES = 3
 

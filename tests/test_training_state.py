@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 
 from sac import checkpoint
-from sac.agent import SACAgent, SACSettings
+from sac.agent import SACAgent
 from sac.envs import make_vector_env
 from sac.replay import ReplayBuffer
+
+from .conftest import sac_settings
 
 pytestmark = pytest.mark.unit
 
@@ -34,7 +36,7 @@ def _train(agent: SACAgent, batches: dict[str, np.ndarray]) -> dict:
 
 
 def _agent(seed: int) -> SACAgent:
-    return SACAgent(5, LOW, HIGH, [16, 16], SACSettings(target_entropy=-1.0, tau=0.1), seed=seed)
+    return SACAgent(5, LOW, HIGH, [16, 16], sac_settings(tau=0.1), seed=seed)
 
 
 def test_every_variable_and_every_output_survives_a_save_and_load(tmp_path: Path):
@@ -72,7 +74,7 @@ def test_every_variable_and_every_output_survives_a_save_and_load(tmp_path: Path
 
 def test_a_state_that_does_not_fit_is_refused_by_name():
     state = _agent(seed=0).get_state()
-    other = SACAgent(5, LOW, HIGH, [16, 8], SACSettings(target_entropy=-1.0), seed=0)
+    other = SACAgent(5, LOW, HIGH, [16, 8], sac_settings(), seed=0)
     with pytest.raises(ValueError, match="actor/.*shape"):
         other.set_state(state)
 
