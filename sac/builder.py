@@ -55,7 +55,9 @@ class RunParts:
     envs: Any  # gymnasium VectorEnv: num_envs training envs
     eval_envs: Any  # gymnasium VectorEnv: one env per evaluation episode
     observation_shape: tuple[int, ...]
-    agent: Any  # sac.agent.SACAgent (networks, optimizers, policy, compiled update; its settings hold the resolved target entropy)
+    # sac.agent.SACAgent: networks, optimizers, policy, compiled update; agent.settings holds the
+    # update's hyperparameters, the resolved target entropy among them.
+    agent: Any
     buffer: Any  # sac.replay.ReplayBuffer
     schedule: Any  # sac.loop.Schedule
     logger: Any  # sac.metrics.MetricsLogger

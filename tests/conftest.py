@@ -60,9 +60,11 @@ def sac_settings(target_entropy: float = -1.0, **changes: Any):
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """The learning runs, the longest tests by far, go first: with tests.py's two workers, a long
-    test that starts last would leave the other worker idle until it ends."""
-    items.sort(key=lambda item: item.get_closest_marker("learning") is None)
+    """Under pytest-xdist (tests.py's two workers) the learning runs, the longest tests by far, are
+    queued first: a long test that started last would leave the other worker idle until it ended.
+    In one process the order stays the files' own."""
+    if hasattr(config, "workerinput"):  # set in xdist's worker processes, which collect and run the tests
+        items.sort(key=lambda item: item.get_closest_marker("learning") is None)
 
 
 @pytest.fixture

@@ -34,8 +34,8 @@ def main(replicas: int, calls: int, network: str = "mlp") -> None:
     import tensorflow as tf
 
     from sac.agent import SACAgent
-    from tests.conftest import sac_settings
     from sac.distribute import Replication
+    from tests.conftest import sac_settings
 
     low, high = np.array([-1.0, 0.0], np.float32), np.array([3.0, 0.5], np.float32)
     settings = sac_settings(tau=0.05, actor_lr=1e-3, critic_lr=1e-3, alpha_lr=1e-3)
