@@ -1,35 +1,42 @@
 #!/bin/bash
 # The validation grid of docs/validation.md, step by step, from the repository root:
-#   benchmarks/validation.sh RESULTS      (RESULTS: a folder outside the repository, kept between sessions)
-# Run it again after any stop: sac.grid skips finished runs, resumes stopped ones, starts missing ones.
+#   benchmarks/validation.sh RESULTS [STEP ...]
+# RESULTS: a folder outside the repository, kept between sessions. STEP: studies, 1m, report, gif
+# (default: all four, in that order). Run it again after any stop: sac.grid skips finished runs,
+# resumes stopped ones (resume=), starts missing ones; a larger total_steps extends finished runs.
+# Every step runs two runs at a time with one TensorFlow thread each (our machines have 2 cores).
 set -euo pipefail
-RESULTS=${1:?usage: benchmarks/validation.sh RESULTS_FOLDER}
+RESULTS=${1:?usage: benchmarks/validation.sh RESULTS_FOLDER [studies] [1m] [report] [gif]}
+shift
+STEPS=${*:-studies 1m report gif}
 PY=${PYTHON:-python}
+grid() { $PY -m sac.grid "$RESULTS" --parallel 2 checkpoint_every=10000 num_threads=1 "$@"; }
 
-# Issue 18's grid, in two lanes of one run at a time (one TensorFlow thread each), as it was run:
-#   lane A: Ant-v5 without the contact forces in its observation (ant_no_cfrc), seeds 0-2, to 300k;
-#   lane B: Humanoid with the default target entropy (-dim(A)/2 in [-1, 1] units), seeds 0-2, to
-#           300k, then HalfCheetah seeds 1-2 (seed 0 went to 1M in the grid before: results/), Hopper
-#           and Walker2d seeds 0-2 to 1M.
-# Then every task to 1M: a larger total_steps carries the finished 300k runs on with resume=.
-lane() { $PY -m sac.grid "$RESULTS" --parallel 1 checkpoint_every=10000 num_threads=1 "$@"; }
-(lane --configs ant_no_cfrc --seeds 0,1,2 total_steps=300000 &&
- lane --configs ant_no_cfrc --seeds 0,1,2 total_steps=1000000) &
-lane --configs humanoid --seeds 0,1,2 total_steps=300000
-lane --configs half_cheetah --seeds 1,2 total_steps=1000000
-lane --configs hopper,walker2d --seeds 0,1,2 total_steps=1000000
-lane --configs humanoid --seeds 0,1,2 total_steps=1000000
-wait
-# Curves, overview, table and per-seed CSVs into results/. HalfCheetah seed 0 comes from the grid
-# before (its 1M curve, committed as results/HalfCheetah-v5/seed0.csv; its training state is gone).
-mkdir -p "$RESULTS/carried/HalfCheetah-v5"
-[ -f "$RESULTS/carried/HalfCheetah-v5/seed0.csv" ] || cp results/HalfCheetah-v5/seed0.csv "$RESULTS/carried/HalfCheetah-v5/"
-$PY -m sac.report "$RESULTS" "$RESULTS/carried" --out results --steps 100000,300000,1000000
-# The README's GIF: the best kept policy of the HalfCheetah runs (of the checkpoints each keeps, the
-# one with the highest evaluation), one episode, its first 6 seconds at 240 pixels. The committed GIF
-# is seed 0's 970k policy from the grid before (eval 12,740); this step replaces it only if a run
-# here keeps a better one.
-best=$($PY - "$RESULTS" <<'PYEOF'
+for step in $STEPS; do
+  case $step in
+  studies)
+    # Issue 18, parts 1 and 2, to 300k: Humanoid with the default target entropy (-dim(A)/2 in
+    # [-1, 1] units), and Ant-v5 without the contact forces in its observation. The Ant study ran
+    # under the config name ant_no_cfrc (commit 6064978), the settings `ant` has had since.
+    grid --configs humanoid,ant --seeds 0,1,2 total_steps=300000 ;;
+  1m)
+    # Issue 18, part 3: the five tasks, seeds 0-2, to 1M (HalfCheetah seed 0 went to 1M in issue 11's
+    # grid: results/). A 1M run takes 2-3.5 hours here, two at a time: on machines that keep nothing
+    # between sessions, run one config at a time (--configs) in a session that can finish it.
+    grid --configs half_cheetah --seeds 1,2 total_steps=1000000
+    grid --configs hopper,walker2d,ant,humanoid --seeds 0,1,2 total_steps=1000000 ;;
+  report)
+    # Curves, overview, table and per-seed CSVs into results/. HalfCheetah seed 0 comes from the grid
+    # before (its 1M curve, committed as results/HalfCheetah-v5/seed0.csv; its training state is gone).
+    mkdir -p "$RESULTS/carried/HalfCheetah-v5"
+    [ -f "$RESULTS/carried/HalfCheetah-v5/seed0.csv" ] || cp results/HalfCheetah-v5/seed0.csv "$RESULTS/carried/HalfCheetah-v5/"
+    $PY -m sac.report "$RESULTS" "$RESULTS/carried" --out results --steps 100000,300000,1000000 ;;
+  gif)
+    # The README's GIF: the best kept policy of the HalfCheetah runs (of the checkpoints each keeps,
+    # the one with the highest evaluation), one episode, its first 6 seconds at 240 pixels. The
+    # committed GIF is seed 0's 970k policy from the grid before (eval 12,740); this step replaces it
+    # only if a run here keeps a better one.
+    best=$($PY - "$RESULTS" <<'PYEOF'
 import sys
 from pathlib import Path
 from sac import checkpoint, rundirs
@@ -48,7 +55,10 @@ if kept:
     print(f"best kept policy: {head}, step {step}, eval return {value:.1f}", file=sys.stderr)
 PYEOF
 )
-if [ -n "$best" ]; then
-  $PY -m sac.play "$best" --video /tmp/half_cheetah.mp4
-  $PY benchmarks/gif.py /tmp/half_cheetah.mp4 results/half_cheetah.gif --seconds 6 --width 240 --every 2
-fi
+    if [ -n "$best" ]; then
+      $PY -m sac.play "$best" --video /tmp/half_cheetah.mp4
+      $PY benchmarks/gif.py /tmp/half_cheetah.mp4 results/half_cheetah.gif --seconds 6 --width 240 --every 2
+    fi ;;
+  *) echo "validation.sh: unknown step '$step' (choose from studies, 1m, report, gif)" >&2; exit 2 ;;
+  esac
+done

@@ -209,11 +209,11 @@ def test_default_steps_are_each_seeds_last_and_duplicates_are_named(results, tmp
 def test_env_kwargs_make_another_task_with_its_own_row_files_and_anchors(results, tmp_path):
     """Ant-v5 observed without its contact forces is another task than Ant-v5 (issue 18): its own
     curve, table row, CSV folder and PNG, under the same published anchors (those name the task)."""
-    run = results / "ant_no_cfrc" / "seed0" / "runs" / "1"
+    run = results / "ant" / "seed0" / "runs" / "1"  # the ant config: contact forces not observed
     _write_run(run, "Ant-v5", 0, 0.0, {10: (7.0, 6.0, 8.0, 5.0)})
     (run / "config.json").write_text(json.dumps({"env_id": "Ant-v5", "seed": 0,
                                                  "env_kwargs": {"include_cfrc_ext_in_observation": False}}))
-    _write_run(results / "ant" / "seed0" / "runs" / "1", "Ant-v5", 0, 0.0, {10: (3.0, 2.0, 4.0, 5.0)})
+    _write_run(results / "ant_cfrc" / "seed0" / "runs" / "1", "Ant-v5", 0, 0.0, {10: (3.0, 2.0, 4.0, 5.0)})
     grouped = report.load_curves([results])
     variant = "Ant-v5+include_cfrc_ext_in_observation=False"
     assert [c.mean.tolist() for c in grouped[variant]] == [[7.0]] and [c.mean.tolist() for c in grouped["Ant-v5"]] == [[3.0]]
