@@ -23,6 +23,11 @@ as running and does not start them twice.
 
 `--status` prints where every cell stands (step, steps/s, ETA, newest eval return) and starts
 nothing; the running grid prints the same table every --report-every seconds.
+
+`--recorded FOLDER` names a folder of curves that `python -m sac.report` wrote (<task>/seed<N>.csv,
+committed, say, from a machine that is gone): a cell whose task (sac.report's label: the env id and
+its env_kwargs) and seed has a curve there reaching total_steps is recorded, and neither run nor
+counted. It trusts the folder to hold runs of the same config: sac.report's CSVs carry no config.
 """
 from __future__ import annotations
 
@@ -109,6 +114,39 @@ def check_existing(cells: list[Cell]) -> None:
             raise UserError(f"{cell.directory} holds a run with {key}={old[key]!r}, but this grid asks for "
                             f"{key}={cell.config[key]!r}; use another results folder for another experiment (only "
                             f"{', '.join(CHANGEABLE)} may change)")
+
+
+def recorded_curves(folders: list[Path]) -> dict[tuple[str, int], tuple[int, Path]]:
+    """(task label, seed) -> (last evaluated step, CSV) over sac.report CSV folders (the furthest
+    curve of each, when two folders hold one)."""
+    from sac import report
+
+    found: dict[tuple[str, int], tuple[int, Path]] = {}
+    for folder in folders:
+        if not folder.is_dir():
+            raise UserError(f"--recorded: no such folder: {folder}")
+        for path in sorted(folder.glob("*/seed*.csv")):
+            curve = report.read_csv_curve(path, path.parent.name)
+            last = int(curve.steps[-1]) if len(curve.steps) else 0
+            key = (curve.env_id, curve.seed)
+            if key not in found or last > found[key][0]:
+                found[key] = (last, path)
+    return found
+
+
+def split_recorded(cells: list[Cell], recorded: dict[tuple[str, int], tuple[int, Path]]
+                   ) -> tuple[list[Cell], list[tuple[Cell, Path]]]:
+    """The cells still to run, and those whose curve in `recorded` reaches their total_steps (with its CSV)."""
+    from sac import report
+
+    left, done = [], []
+    for cell in cells:
+        last, path = recorded.get((report.file_name(report.task_label(cell.config)), cell.seed), (-1, None))
+        if path is not None and last >= cell.config["total_steps"]:
+            done.append((cell, path))
+        else:
+            left.append(cell)
+    return left, done
 
 
 def _duration(seconds: float | None) -> str:
@@ -350,6 +388,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-every", type=float, default=600.0, metavar="SECONDS",
                         help="print the status table this often while running (default 600)")
     parser.add_argument("--status", action="store_true", help="print where every run stands and exit")
+    parser.add_argument("--recorded", type=Path, action="append", default=[], metavar="FOLDER",
+                        help="a folder of sac.report CSVs (<task>/seed<N>.csv) of runs finished elsewhere: cells "
+                        "whose curve there reaches total_steps are skipped (repeatable)")
     args = parser.parse_intermixed_args(argv)
     try:
         if args.parallel < 1:
@@ -364,9 +405,12 @@ def main(argv: list[str] | None = None) -> int:
             cells = [cell for name, seed in found for cell in make_cells(args.results, [name], [seed], overrides)]
         else:
             cells = make_cells(args.results, args.configs, args.seeds, overrides)
+        if args.status and "total_steps" not in overrides:  # each run's own total, not its named config's
+            cells = [_own_total(cell) for cell in cells]
+        cells, recorded = split_recorded(cells, recorded_curves(args.recorded))
+        for cell, path in recorded:
+            print(f"recorded: {cell.label} (its curve to step {cell.config['total_steps']} or beyond is {path})")
         if args.status:
-            if "total_steps" not in overrides:  # each run's own total, not its named config's
-                cells = [_own_total(cell) for cell in cells]
             print(status_table(cells, args.parallel))
             return 0
         check_existing(cells)

@@ -194,3 +194,51 @@ def test_the_status_eta_counts_the_runs_left_and_the_slowest_run(monkeypatch, tm
     by_dir = {cell.directory: rundirs.CellStatus(state, None, step, rate) for cell, (state, step, rate) in zip(cells, states)}
     monkeypatch.setattr(grid.rundirs, "inspect", lambda directory, total: by_dir[directory])
     assert expected in grid.status_table(cells, parallel)
+
+
+def _recorded_csv(folder: Path, task: str, seed: int, last_step: int) -> Path:
+    path = folder / task / f"seed{seed}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [f"{step},{-step / 100},{-step / 50},{-step / 200},{step / 10}" for step in range(1000, last_step + 1, 1000)]
+    path.write_text("step,eval_return_mean,eval_return_min,eval_return_max,wall_seconds\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_cells_whose_curve_is_recorded_to_total_steps_are_neither_run_nor_counted(tmp_path):
+    # Curves committed from a machine that is gone (sac.report's CSVs): Pendulum-v1 seed 0 to step
+    # 4000 and seed 1 only to 3000, both in one folder; seed 2 in another folder, to 4000.
+    first, second = tmp_path / "first", tmp_path / "second"
+    _recorded_csv(first, "Pendulum-v1", 0, 4000)
+    _recorded_csv(first, "Pendulum-v1", 1, 3000)
+    _recorded_csv(second, "Pendulum-v1", 2, 4000)
+    _recorded_csv(second, "Pendulum-v1", 0, 2000)  # a shorter curve of seed 0 (the furthest counts)
+    _recorded_csv(second, "Pendulum-v1+g=9.0", 1, 4000)  # another task (env_kwargs), not seed 1's curve
+    results = tmp_path / "results"
+    cells = grid.make_cells(results, ["pendulum"], [0, 1, 2], {"total_steps": 4000})
+    left, done = grid.split_recorded(cells, grid.recorded_curves([first, second]))
+    assert [c.seed for c in left] == [1]
+    assert [(c.seed, p) for c, p in done] == [(0, first / "Pendulum-v1" / "seed0.csv"),
+                                              (2, second / "Pendulum-v1" / "seed2.csv")]
+    # A longer total makes seed 0's curve too short; env_kwargs make another task.
+    recorded = grid.recorded_curves([first, second])
+    cells = grid.make_cells(results, ["pendulum"], [0], {"total_steps": 5000})
+    assert grid.split_recorded(cells, recorded) == (cells, [])
+    cells = grid.make_cells(results, ["pendulum"], [0, 1], {"total_steps": 4000, "env_kwargs": {"g": 9.0}})
+    left, done = grid.split_recorded(cells, recorded)
+    assert [c.seed for c in left] == [0] and [c.seed for c, _ in done] == [1]
+
+    # The command line: --status lists the cell still to run only; a grid of recorded cells starts
+    # nothing and is complete.
+    status = run_cli(["-m", "sac.grid", str(results), "--configs", "pendulum", "--seeds", "0,1,2", "--status",
+                      "--recorded", str(first), "--recorded", str(second), "total_steps=4000"], tmp_path)
+    assert status.returncode == 0, status.stderr
+    assert "recorded: pendulum seed 0 " in status.stdout and "recorded: pendulum seed 2 " in status.stdout
+    assert re.search(r"^pendulum seed 1 +missing", status.stdout, re.M)
+    assert not re.search(r"^pendulum seed [02] ", status.stdout, re.M) and "grid: 1 missing" in status.stdout
+    run = run_cli(["-m", "sac.grid", str(results), "--configs", "pendulum", "--seeds", "0,2", "--recorded", str(first),
+                   "--recorded", str(second), "total_steps=4000"], tmp_path)
+    assert run.returncode == 0 and "grid complete" in run.stdout, run.stdout + run.stderr
+    assert "starting" not in run.stdout and not (results / "pendulum").exists()
+    missing = run_cli(["-m", "sac.grid", str(results), "--configs", "pendulum", "--recorded", str(tmp_path / "nope")],
+                      tmp_path)
+    assert missing.returncode == 1 and "error: --recorded: no such folder:" in missing.stderr
