@@ -1,16 +1,21 @@
 #!/bin/bash
 # The validation grid of docs/validation.md, step by step, from the repository root:
 #   benchmarks/validation.sh RESULTS [STEP ...]
-# RESULTS: a folder outside the repository, kept between sessions. STEP: studies, 1m, report, gif
-# (default: all four, in that order). Run it again after any stop: sac.grid skips finished runs,
-# resumes stopped ones (resume=), starts missing ones; a larger total_steps extends finished runs.
+# RESULTS: a folder outside the repository. STEP: studies, 1m, record, report, gif (default: all five,
+# in that order). Run it again after any stop: sac.grid skips finished runs, resumes stopped ones
+# (resume=), starts missing ones; a larger total_steps extends finished runs. On a machine that kept
+# nothing (a new session's), the runs recorded in $RECORD are skipped (sac.grid --recorded): the
+# `record` step adds the curves of this machine's runs to it, for the repository to keep.
 # Every step runs two runs at a time with one TensorFlow thread each (our machines have 2 cores).
 set -euo pipefail
-RESULTS=${1:?usage: benchmarks/validation.sh RESULTS_FOLDER [studies] [1m] [report] [gif]}
+RESULTS=${1:?usage: benchmarks/validation.sh RESULTS_FOLDER [studies] [1m] [record] [report] [gif]}
 shift
-STEPS=${*:-studies 1m report gif}
+STEPS=${*:-studies 1m record report gif}
 PY=${PYTHON:-python}
-grid() { $PY -m sac.grid "$RESULTS" --parallel 2 checkpoint_every=10000 num_threads=1 "$@"; }
+# Issue 18's runs, per task and seed (sac.report's CSVs, the furthest curve of each): the studies of
+# parts 1 and 2, HalfCheetah seed 0 to 1M (issue 11's grid: the same training code), the 1M grid.
+RECORD=benchmarks/issue18
+grid() { $PY -m sac.grid "$RESULTS" --parallel 2 --recorded "$RECORD" checkpoint_every=10000 num_threads=1 "$@"; }
 
 for step in $STEPS; do
   case $step in
@@ -20,17 +25,21 @@ for step in $STEPS; do
     # under the config name ant_no_cfrc (commit 6064978), the settings `ant` has had since.
     grid --configs humanoid,ant --seeds 0,1,2 total_steps=300000 ;;
   1m)
-    # Issue 18, part 3: the five tasks, seeds 0-2, to 1M (HalfCheetah seed 0 went to 1M in issue 11's
-    # grid: results/). A 1M run takes 2-3.5 hours here, two at a time: on machines that keep nothing
-    # between sessions, run one config at a time (--configs) in a session that can finish it.
-    grid --configs half_cheetah --seeds 1,2 total_steps=1000000
-    grid --configs hopper,walker2d,ant,humanoid --seeds 0,1,2 total_steps=1000000 ;;
+    # Issue 18, part 3: the five tasks, seeds 0-2, to 1M. A 1M run takes 2-4 hours here two at a
+    # time (docs/validation.md): on machines that keep nothing between sessions, run only the cells
+    # that the session can finish (`python -m sac.grid RESULTS --recorded benchmarks/issue18 --configs
+    # hopper --seeds 0 total_steps=1000000 checkpoint_every=10000 num_threads=1`), then record them.
+    grid --configs half_cheetah,hopper,walker2d,ant,humanoid --seeds 0,1,2 total_steps=1000000 ;;
+  record)
+    # This machine's curves into the record (a run there and here: the furthest of the two), with
+    # its curves and table: commit $RECORD afterwards.
+    $PY -m sac.report "$RESULTS" "$RECORD" --out "$RECORD" --steps 100000,300000,1000000 ;;
   report)
-    # Curves, overview, table and per-seed CSVs into results/. HalfCheetah seed 0 comes from the grid
-    # before (its 1M curve, committed as results/HalfCheetah-v5/seed0.csv; its training state is gone).
-    mkdir -p "$RESULTS/carried/HalfCheetah-v5"
-    [ -f "$RESULTS/carried/HalfCheetah-v5/seed0.csv" ] || cp results/HalfCheetah-v5/seed0.csv "$RESULTS/carried/HalfCheetah-v5/"
-    $PY -m sac.report "$RESULTS" "$RESULTS/carried" --out results --steps 100000,300000,1000000 ;;
+    # The validation table from the record: curves, overview, table and per-seed CSVs into results/
+    # (issue 11's rows there, Ant-v5 with contact forces observed and Humanoid-v5 with the old
+    # target among them, make way: they stay in git's history and in docs/validation.md).
+    rm -rf results/*/ results/*.png results/table.md
+    $PY -m sac.report "$RECORD" --out results --steps 100000,300000,1000000 ;;
   gif)
     # The README's GIF: the best kept policy of the HalfCheetah runs (of the checkpoints each keeps,
     # the one with the highest evaluation), one episode, its first 6 seconds at 240 pixels. The
@@ -59,6 +68,6 @@ PYEOF
       $PY -m sac.play "$best" --video /tmp/half_cheetah.mp4
       $PY benchmarks/gif.py /tmp/half_cheetah.mp4 results/half_cheetah.gif --seconds 6 --width 240 --every 2
     fi ;;
-  *) echo "validation.sh: unknown step '$step' (choose from studies, 1m, report, gif)" >&2; exit 2 ;;
+  *) echo "validation.sh: unknown step '$step' (choose from studies, 1m, record, report, gif)" >&2; exit 2 ;;
   esac
 done
