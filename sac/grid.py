@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from sac import checkpoint, rundirs
+from sac import checkpoint, report, rundirs
 from sac import config as config_module
 from sac.changeable import CHANGEABLE, changed_entries
 from sac.errors import UserError
@@ -116,34 +116,22 @@ def check_existing(cells: list[Cell]) -> None:
                             f"{', '.join(CHANGEABLE)} may change)")
 
 
-def recorded_curves(folders: list[Path]) -> dict[tuple[str, int], tuple[int, Path]]:
-    """(task label, seed) -> (last evaluated step, CSV) over sac.report CSV folders (the furthest
-    curve of each, when two folders hold one)."""
-    from sac import report
-
-    found: dict[tuple[str, int], tuple[int, Path]] = {}
+def recorded_curves(folders: list[Path]) -> dict[tuple[str, int], report.SeedCurve]:
+    """(task label, seed) -> the furthest curve of it in sac.report CSV folders."""
     for folder in folders:
         if not folder.is_dir():
             raise UserError(f"--recorded: no such folder: {folder}")
-        for path in sorted(folder.glob("*/seed*.csv")):
-            curve = report.read_csv_curve(path, path.parent.name)
-            last = int(curve.steps[-1]) if len(curve.steps) else 0
-            key = (curve.env_id, curve.seed)
-            if key not in found or last > found[key][0]:
-                found[key] = (last, path)
-    return found
+    return report.furthest_per_seed([curve for folder in folders for curve in report.csv_curves(folder)])
 
 
-def split_recorded(cells: list[Cell], recorded: dict[tuple[str, int], tuple[int, Path]]
+def split_recorded(cells: list[Cell], recorded: dict[tuple[str, int], report.SeedCurve]
                    ) -> tuple[list[Cell], list[tuple[Cell, Path]]]:
     """The cells still to run, and those whose curve in `recorded` reaches their total_steps (with its CSV)."""
-    from sac import report
-
     left, done = [], []
     for cell in cells:
-        last, path = recorded.get((report.file_name(report.task_label(cell.config)), cell.seed), (-1, None))
-        if path is not None and last >= cell.config["total_steps"]:
-            done.append((cell, path))
+        curve = recorded.get((report.file_name(report.task_label(cell.config)), cell.seed))
+        if curve is not None and len(curve.steps) and curve.steps[-1] >= cell.config["total_steps"]:
+            done.append((cell, Path(curve.source)))
         else:
             left.append(cell)
     return left, done

@@ -105,29 +105,39 @@ def read_csv_curve(path: Path, env_id: str) -> SeedCurve:
                      column["eval_return_min"], column["eval_return_max"], column["wall_seconds"], str(path))
 
 
+def csv_curves(folder: Path) -> list[SeedCurve]:
+    """The curves of a folder of this module's CSVs, <task>/seed<N>.csv (the task is the folder's name)."""
+    return [read_csv_curve(p, p.parent.name) for p in sorted(Path(folder).glob("*/seed*.csv"))]
+
+
+def furthest_per_seed(curves: list[SeedCurve], warn: Any = None) -> dict[tuple[str, int], SeedCurve]:
+    """Per (env id, seed), the curve that got furthest (the first of equals; the others are named
+    through `warn`, a function taking a message)."""
+    chosen: dict[tuple[str, int], SeedCurve] = {}
+    for curve in curves:
+        key = (curve.env_id, curve.seed)
+        if key in chosen:
+            kept, dropped = sorted((chosen[key], curve), key=lambda c: -int(c.steps[-1]))
+            chosen[key] = kept
+            if warn is not None:
+                warn(f"{curve.env_id} seed {curve.seed}: two runs; using {kept.source} (to step "
+                     f"{kept.steps[-1]}), not {dropped.source} (to step {dropped.steps[-1]})")
+        else:
+            chosen[key] = curve
+    return chosen
+
+
 def load_curves(paths: list[Path], warn: Any = None) -> dict[str, list[SeedCurve]]:
     """Every run below `paths`, grouped by env id; per env and seed the run that got furthest (the
     others are named through `warn`, a function taking a message)."""
-    chosen: dict[tuple[str, int], SeedCurve] = {}
+    found: list[SeedCurve] = []
     for path in paths:
         if not Path(path).exists():
             raise UserError(f"no such file or folder: {path}")
-        found = [curve_of_run(head) for head in _heads(path)]
-        found += [read_csv_curve(p, p.parent.name) for p in sorted(Path(path).glob("*/seed*.csv"))]
-        for curve in found:
-            if curve is None:
-                continue
-            key = (curve.env_id, curve.seed)
-            if key in chosen:
-                kept, dropped = sorted((chosen[key], curve), key=lambda c: -int(c.steps[-1]))
-                chosen[key] = kept
-                if warn is not None:
-                    warn(f"{curve.env_id} seed {curve.seed}: two runs; using {kept.source} (to step "
-                         f"{kept.steps[-1]}), not {dropped.source} (to step {dropped.steps[-1]})")
-            else:
-                chosen[key] = curve
+        found += [curve for curve in map(curve_of_run, _heads(path)) if curve is not None]
+        found += csv_curves(path)
     grouped: dict[str, list[SeedCurve]] = {}
-    for (env_id, _), curve in sorted(chosen.items()):
+    for (env_id, _), curve in sorted(furthest_per_seed(found, warn).items()):
         grouped.setdefault(env_id, []).append(curve)
     if not grouped:
         raise UserError(f"no evaluated runs found in {', '.join(map(str, paths))}")
