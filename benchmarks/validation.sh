@@ -1,6 +1,6 @@
 #!/bin/bash
 # The validation grid of docs/validation.md, step by step, from the repository root:
-#   benchmarks/validation.sh RESULTS [STEP ...]
+#   pipenv run benchmarks/validation.sh RESULTS [STEP ...]
 # RESULTS: a folder outside the repository. STEP: studies, 1m, record, report, gif (default: all five,
 # in that order). Run it again after any stop: sac.grid skips finished runs, resumes stopped ones
 # (resume=), starts missing ones; a larger total_steps extends finished runs. On a machine that kept
@@ -12,6 +12,12 @@ RESULTS=${1:?usage: benchmarks/validation.sh RESULTS_FOLDER [studies] [1m] [reco
 shift
 STEPS=${*:-studies 1m record report gif}
 PY=${PYTHON:-python}
+# Fail before any step, not at the report after hours of runs, if $PY is not the project's environment
+# (run the script under `pipenv run`, or set PYTHON=.venv/bin/python).
+if ! $PY -c "import tensorflow, gymnasium, matplotlib, sac" 2>/dev/null; then
+  echo "validation.sh: '$PY' lacks the project's packages: run 'pipenv run benchmarks/validation.sh ...' or set PYTHON" >&2
+  exit 2
+fi
 # Issue 18's runs, per task and seed (sac.report's CSVs, the furthest curve of each): the studies of
 # parts 1 and 2, HalfCheetah seed 0 to 1M (issue 11's grid: the same training code), the 1M grid.
 RECORD=benchmarks/issue18
