@@ -8,7 +8,7 @@
 # `record` step adds the curves of this machine's runs to it, for the repository to keep.
 # Every step runs two runs at a time with one TensorFlow thread each (our machines have 2 cores).
 set -euo pipefail
-RESULTS=${1:?usage: benchmarks/validation.sh RESULTS_FOLDER [studies] [1m] [record] [report] [gif]}
+RESULTS=${1:?usage: pipenv run benchmarks/validation.sh RESULTS_FOLDER [studies] [1m] [record] [report] [gif]}
 shift
 STEPS=${*:-studies 1m record report gif}
 PY=${PYTHON:-python}
