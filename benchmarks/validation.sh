@@ -43,7 +43,7 @@ for step in $STEPS; do
   report)
     # The validation table from the record: curves, overview, table and per-seed CSVs into results/
     # (issue 11's rows there, Ant-v5 with contact forces observed and Humanoid-v5 with the old
-    # target among them, make way: they stay in git's history and in docs/validation.md).
+    # target among them, make way: their copy is benchmarks/issue11/, which docs/validation.md cites).
     rm -rf results/*/ results/*.png results/table.md
     $PY -m sac.report "$RECORD" --out results --steps 100000,300000,1000000 ;;
   gif)
