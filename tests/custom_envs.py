@@ -81,6 +81,28 @@ class NaNRewardAtStep50(_Base):
         return obs, (float("nan") if self._steps_taken == 50 else reward), terminated, truncated, info
 
 
+class EndsBothWays(_Base):
+    """Observes [t, episode]: its first episode ends for real (terminated) after 7 steps, every later
+    one at the 20-step time limit (truncated), so a test can tell which final observation each end
+    must keep."""
+
+    def __init__(self):
+        super().__init__(spaces.Box(0, 100, (2,), np.float32), spaces.Box(-1, 1, (2,), np.float32))
+        self._episode = -1
+
+    def _obs(self):
+        return np.array([self._t, self._episode], np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        self._episode += 1
+        return super().reset(seed=seed, options=options)
+
+    def step(self, action):
+        obs, reward, _, truncated, info = super().step(action)
+        terminated = self._episode == 0 and self._t == 7
+        return obs, reward, terminated, truncated and not terminated, info
+
+
 class BoxObservation2x3(_Base):
     """Observations are a (2, 3) Box: sac flattens them to 6 numbers."""
 
@@ -211,5 +233,6 @@ gym.register("CrashesAtStep700-v0", entry_point=CrashesAtStep700)
 gym.register("NaNRewardAtStep50-v0", entry_point=NaNRewardAtStep50)
 gym.register("DictObservation-v0", entry_point=DictObservation)
 gym.register("TextObservation-v0", entry_point=TextObservation)
+gym.register("EndsBothWays-v0", entry_point=EndsBothWays)
 gym.register("StopsItsGrid-v0", entry_point=StopsItsGrid)
 gym.register("LogsItsSteps-v0", entry_point=LogsItsSteps, max_episode_steps=200)

@@ -54,6 +54,29 @@ def test_time_limit_ends_are_stored_as_truncated_updates_start_after_warm_up_and
     assert buffer.obs.shape[1] == 5 and np.abs(buffer.obs[:50]).sum() > 0
 
 
+def test_a_true_end_is_stored_as_terminated_every_end_keeps_its_final_observation_and_rewards_stay_raw():
+    # EndsBothWays observes [t, episode]: episode 0 terminates after 7 steps (slots 0-6), episode 1
+    # is truncated by its time limit after 20 (slots 7-26), episode 2 fills slots 27-39. The vector
+    # env has already reset an ended env, so the loop must store the final observation it reports,
+    # not the reset one; and reward_scale belongs to the TD target, not to what the buffer keeps.
+    config = run_config(env_id="tests.custom_envs:EndsBothWays-v0", seed=0, total_steps=40, learning_starts=30,
+                        eval_every=40, eval_episodes=1, checkpoint_every=40, buffer_size=100, batch_size=8,
+                        hidden_sizes=[8], target_entropy=-1.0, reward_scale=0.1, jit_compile=False)
+    parts = build_run(config, run_dir=None, stream=io.StringIO())
+    parts.train(save_checkpoint=lambda step, _state: None)
+    buffer = parts.buffer
+    assert len(buffer) == 40 and int(parts.agent.update_counter.numpy()) == 10
+    np.testing.assert_array_equal(np.flatnonzero(buffer.terminated[:40]), [6])
+    np.testing.assert_array_equal(np.flatnonzero(buffer.truncated[:40]), [26])
+    batch = buffer.gather(np.array([5, 6, 7, 26, 27]))
+    np.testing.assert_array_equal(batch["obs"], [[5, 0], [6, 0], [0, 1], [19, 1], [0, 2]])
+    np.testing.assert_array_equal(batch["next_obs"], [[6, 0], [7, 0], [1, 1], [20, 1], [1, 2]])
+    np.testing.assert_array_equal(batch["terminated"], [0, 1, 0, 0, 0])
+    # The toy's reward is -|a|^2 of the action it was given: stored unscaled, beside that action.
+    np.testing.assert_allclose(buffer.reward[:40], -np.sum(np.square(buffer.action[:40]), axis=1), rtol=1e-6)
+    assert buffer.reward[:40].min() < -0.1  # actions large enough that a 0.1 scale would show
+
+
 @pytest.mark.parametrize("train_every, gradient_steps, expected_updates", [
     (1, 1, 20),   # the default: one per step after learning_starts
     (1, 3, 60),   # UTD 3

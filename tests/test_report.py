@@ -117,6 +117,13 @@ def test_table_and_csvs_equal_hand_computed(results, tmp_path):
     table = (out / "table.md").read_text()
     assert "| Cheetah-v5 | 20 | 3 | 4.0 | 2.0 | 6.0 | 4.0 [" in table and "Paper 7.5 (plot); Other 1.0 |" in table
     assert "| Hop-v1 | 10 | 4 | 40.0 | 10.0 | 100 | 25.0 [" in table
+    # Hop's 4 unequal scores give a real interval: it must hold the IQM, and the table must print it
+    # low first. Its ends lie in the exact bootstrap distribution's range (4^4 resamples, float64).
+    assert hop["iqm_low"] < hop["iqm"] < hop["iqm_high"]
+    assert f"| 25.0 [{report._number(hop['iqm_low'])}, {report._number(hop['iqm_high'])}] |" in table
+    exact = report.iqm(np.array([10.0, 20.0, 30.0, 100.0])[np.array(list(itertools.product(range(4), repeat=4)))],
+                       axis=1)
+    assert exact.min() <= hop["iqm_low"] and hop["iqm_high"] <= exact.max()
     for name in ("Cheetah-v5.png", "Hop-v1.png", "overview.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with open(out / "Cheetah-v5" / "seed1.csv", newline="") as f:
