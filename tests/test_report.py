@@ -172,6 +172,20 @@ def test_bootstrap_is_stratified_by_task():
     assert np.std(moved) > 10
 
 
+def test_bootstrap_of_tasks_of_different_sizes_matches_exact_enumeration():
+    # Tasks of 2 and 3 runs: 2^2 * 3^3 = 108 equally likely stratified resamples of 5 scores. Its
+    # 2.5% and 97.5% quantiles (66.7 and 270) lie 4% and 0.28% (8 sampling deviations) from the
+    # nearest jump of the exact CDF, so a 200,000-replicate bootstrap lands on them. Resampling every
+    # task with the first task's size, or the pooled runs, gives other intervals.
+    a, b = np.array([0.0, 10.0]), np.array([100.0, 200.0, 400.0])
+    resamples = [np.concatenate([a[list(i)], b[list(j)]])
+                 for i in itertools.product(range(2), repeat=2) for j in itertools.product(range(3), repeat=3)]
+    exact_low, exact_high = np.quantile(report.iqm(np.array(resamples), axis=1), [0.025, 0.975], method="inverted_cdf")
+    point, low, high = report.stratified_bootstrap_iqm([a, b], reps=200_000, seed=1)
+    assert point == pytest.approx((10.0 + 100.0 + 200.0) / 3)  # int(1.25) = 1 cut at each end of the 5
+    assert (low, high) == (exact_low, exact_high)
+
+
 def test_report_command_line(results, tmp_path):
     anchors = tmp_path / "anchors.csv"
     anchors.write_text("# a comment\nenv,step,return,source,note\nCheetah,40,20,Someone,plot\n")
