@@ -26,7 +26,8 @@ Each of these edits of sac/ was tried and makes a test here fail (issue 19), by 
 by a sizeable fraction of lr, hundreds of times the tolerance: the TD target from the online
 critics, the actor's loss on the target critics, the temperature loss on alpha instead of
 log(alpha), Polyak averaging with 1 - tau in place of tau, and on sequences the same four and the
-next-step features (actor's or target critic's) read at step t instead of t + 1.
+next-step features (actor's or target critic's) read at step t instead of t + 1; and, in the case
+whose actor's log(std) straddles its upper bound, the clip dropped or let through by its gradient.
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ import tensorflow as tf
 from sac import noise
 from sac.agent import SACAgent, SACSettings
 from sac.networks import build_actor, build_critic
+from sac.squashed_gaussian import LOG_STD_MAX
 
 from . import reference_sac as ref
 
@@ -187,13 +189,26 @@ def _act_obs() -> np.ndarray:
     return np.zeros((1, OBS_DIM), np.float32)
 
 
-@pytest.mark.parametrize("jit_compile", [False, True])
-def test_updates_equal_the_float64_reference(jit_compile: bool):
+def _raw_log_std(agent: SACAgent, obs: np.ndarray) -> np.ndarray:
+    """The MLP actor's log(std) before the clip: the second half of its head's outputs."""
+    x = tf.constant(obs)
+    for layer in agent.actor.hidden:
+        x = layer(x)
+    return agent.actor.head(x).numpy()[:, len(LOW):]
+
+
+@pytest.mark.parametrize("jit_compile, clipped", [(False, False), (True, False), (False, True)])
+def test_updates_equal_the_float64_reference(jit_compile: bool, clipped: bool):
     agent = _agent(jit_compile)
-    reference = start = _state(agent)
     rng = np.random.default_rng(0)
-    for n in range(1, UPDATES + 1):
-        batch = _batch(rng)
+    batches = [_batch(rng) for _ in range(UPDATES)]
+    if clipped:  # log(std) centred on its upper bound over the first batch: the clip holds half the entries
+        bias = agent.actor.head.bias.numpy()
+        bias[len(LOW):] += LOG_STD_MAX - np.median(_raw_log_std(agent, batches[0]["obs"]), axis=0)
+        agent.actor.head.bias.assign(bias)
+        assert 0.3 < np.mean(_raw_log_std(agent, batches[0]["obs"]) > LOG_STD_MAX) < 0.7
+    reference = start = _state(agent)
+    for n, batch in enumerate(batches, start=1):
         next_noise, noise = _draws(agent, (len(batch["obs"]),), jit_compile)
         reference, ref_metrics = ref.update(reference, {k: v.astype(np.float64) for k, v in batch.items()},
                                             next_noise, noise, _hyper())
