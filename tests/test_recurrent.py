@@ -67,6 +67,55 @@ def test_every_combination_trains_and_acts_with_the_right_shapes(actor, critic):
     assert agent.actor.recurrent == (actor != "mlp") and agent.critic.recurrent == (critic != "mlp")
 
 
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _numpy_recurrence(network: str, weights: list[np.ndarray], x: np.ndarray, state: list[np.ndarray]) -> np.ndarray:
+    """Outputs [B, T, units] in float64, from the equations (Keras' gate layouts): an LSTM (Hochreiter
+    and Schmidhuber 1997, with forget gate) with kernel columns [input, forget, cell, output]; a GRU
+    (Cho et al. 2014) with columns [update, reset, candidate] and the reset applied after the
+    recurrent product (Keras' reset_after), the new state z * h + (1 - z) * candidate."""
+    kernel, recurrent, bias = (np.asarray(w, np.float64) for w in weights)
+    h, c = state[0].astype(np.float64), (state[1].astype(np.float64) if network == "lstm" else None)
+    outputs = []
+    for t in range(x.shape[1]):
+        if network == "lstm":
+            i, f, g, o = np.split(x[:, t] @ kernel + h @ recurrent + bias, 4, axis=-1)
+            c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+            h = _sigmoid(o) * np.tanh(c)
+        else:
+            xz, xr, xh = np.split(x[:, t] @ kernel + bias[0], 3, axis=-1)
+            hz, hr, hh = np.split(h @ recurrent + bias[1], 3, axis=-1)
+            z, r = _sigmoid(xz + hz), _sigmoid(xr + hr)
+            h = z * h + (1.0 - z) * np.tanh(xh + r * hh)
+        outputs.append(h)
+    return np.stack(outputs, axis=1)
+
+
+@pytest.mark.parametrize("network", ["lstm", "gru"])
+def test_the_encoder_equals_a_float64_recurrence_written_from_the_equations(network):
+    """Features = [the recurrence's outputs over (observation, previous action), the observation],
+    from a given state, with or without burn-in (which cuts gradients, never values)."""
+    actor = build_actor(OBS_DIM, LOW, HIGH, [16], seed=4, network=network, rnn_units=8)
+    rng = np.random.default_rng(7)
+    obs, prev = rng.normal(size=(4, 6, OBS_DIM)), rng.uniform(LOW, HIGH, size=(4, 6, 2))
+    state = [0.5 * rng.normal(size=(4, 8)) for _ in range(2 if network == "lstm" else 1)]
+    actor.encode(tf.constant(obs, tf.float32), tf.constant(prev, tf.float32))  # builds the layer
+    # Every weight random, the biases too (Keras starts them at 0, or 1 for the forget gate).
+    actor.encoder.set_weights([rng.normal(scale=0.5, size=w.shape).astype(np.float32)
+                               for w in actor.encoder.get_weights()])
+    weights = actor.encoder.get_weights()
+    outputs = _numpy_recurrence(network, weights, np.concatenate([obs, prev], -1), state)
+    expected = np.concatenate([outputs, obs], -1)
+    for burn_in in (0, 2):
+        features, final = actor.encode(tf.constant(obs, tf.float32), tf.constant(prev, tf.float32),
+                                   [tf.constant(s, tf.float32) for s in state], burn_in=burn_in,
+                                   warm=tf.constant([1.0, 0.0, 1.0, 0.0]))
+        np.testing.assert_allclose(features.numpy(), expected, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(final[0].numpy(), outputs[:, -1], rtol=1e-5, atol=1e-5)  # h, what acting carries
+
+
 def _encoder_gradients(burn_in: int, warm: float) -> np.ndarray:
     """|d loss / d input| per step, for a loss on the outputs of the steps after burn-in."""
     actor = build_actor(OBS_DIM, LOW, HIGH, [16], seed=4, network="lstm", rnn_units=8)

@@ -229,7 +229,9 @@ def test_updates_equal_the_float64_reference(jit_compile: bool, clipped: bool):
 
 class AgentEncoders:
     """The reference's features: the agent's own encoder layers (sac.networks), run on scratch copies
-    of the networks that hold the reference's current encoder weights, over all T + 1 steps."""
+    of the networks that hold the reference's current encoder weights, over all T + 1 steps. Those
+    layers' values are checked apart, against a float64 recurrence written from the equations
+    (tests/test_recurrent.py); their weight gradients here are TensorFlow's autodiff of them."""
 
     def __init__(self, network: str, burn_in: int) -> None:
         self.burn_in = burn_in
