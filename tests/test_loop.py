@@ -19,13 +19,13 @@ ENV_ID = "tests.custom_envs:DictObservation-v0"  # truncated (time limit) after 
 
 
 def _parts(total_steps=50, learning_starts=30, num_envs=1, train_every=1, gradient_steps=1, eval_every=20,
-           checkpoint_every=25, log_every=10, buffer_size=100, seed=0):
+           checkpoint_every=25, log_every=10, buffer_size=100, seed=0, env_id=ENV_ID, **overrides):
     """A run's parts from the same builder sac.train uses (no run directory: no files)."""
-    config = run_config(env_id=ENV_ID, seed=seed, total_steps=total_steps, learning_starts=learning_starts,
+    config = run_config(env_id=env_id, seed=seed, total_steps=total_steps, learning_starts=learning_starts,
                         num_envs=num_envs, train_every=train_every, gradient_steps=gradient_steps,
                         eval_every=eval_every, eval_episodes=2, checkpoint_every=checkpoint_every,
                         log_every=log_every, buffer_size=buffer_size, batch_size=8, hidden_sizes=[8],
-                        target_entropy=-1.0, jit_compile=False)
+                        target_entropy=-1.0, jit_compile=False, **overrides)
     return build_run(config, run_dir=None, stream=io.StringIO())
 
 
@@ -59,13 +59,9 @@ def test_a_true_end_is_stored_as_terminated_every_end_keeps_its_final_observatio
     # is truncated by its time limit after 20 (slots 7-26), episode 2 fills slots 27-39. The vector
     # env has already reset an ended env, so the loop must store the final observation it reports,
     # not the reset one; and reward_scale belongs to the TD target, not to what the buffer keeps.
-    config = run_config(env_id="tests.custom_envs:EndsBothWays-v0", seed=0, total_steps=40, learning_starts=30,
-                        eval_every=40, eval_episodes=1, checkpoint_every=40, buffer_size=100, batch_size=8,
-                        hidden_sizes=[8], target_entropy=-1.0, reward_scale=0.1, jit_compile=False)
-    parts = build_run(config, run_dir=None, stream=io.StringIO())
-    parts.train(save_checkpoint=lambda step, _state: None)
-    buffer = parts.buffer
-    assert len(buffer) == 40 and int(parts.agent.update_counter.numpy()) == 10
+    agent, buffer, _, _ = _train(env_id="tests.custom_envs:EndsBothWays-v0", total_steps=40, eval_every=40,
+                                 checkpoint_every=40, reward_scale=0.1)
+    assert len(buffer) == 40 and int(agent.update_counter.numpy()) == 10
     np.testing.assert_array_equal(np.flatnonzero(buffer.terminated[:40]), [6])
     np.testing.assert_array_equal(np.flatnonzero(buffer.truncated[:40]), [26])
     batch = buffer.gather(np.array([5, 6, 7, 26, 27]))
