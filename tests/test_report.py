@@ -121,8 +121,7 @@ def test_table_and_csvs_equal_hand_computed(results, tmp_path):
     # low first. Its ends lie in the exact bootstrap distribution's range (4^4 resamples, float64).
     assert hop["iqm_low"] < hop["iqm"] < hop["iqm_high"]
     assert f"| 25.0 [{report._number(hop['iqm_low'])}, {report._number(hop['iqm_high'])}] |" in table
-    exact = report.iqm(np.array([10.0, 20.0, 30.0, 100.0])[np.array(list(itertools.product(range(4), repeat=4)))],
-                       axis=1)
+    exact = _exact_bootstrap_iqms(np.array([10.0, 20.0, 30.0, 100.0]))
     assert exact.min() <= hop["iqm_low"] and hop["iqm_high"] <= exact.max()
     for name in ("Cheetah-v5.png", "Hop-v1.png", "overview.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -135,6 +134,14 @@ def test_table_and_csvs_equal_hand_computed(results, tmp_path):
     again = report.table_rows(report.load_curves([out]), [20, 40, 10], anchors, reps=2000)
     assert [(r["env"], r["step"], r["seeds"], r["mean"], r["min"], r["max"], r["iqm"]) for r in again] == [
         (r["env"], r["step"], r["seeds"], r["mean"], r["min"], r["max"], r["iqm"]) for r in rows]
+
+
+def _exact_bootstrap_iqms(*tasks: np.ndarray) -> np.ndarray:
+    """The IQM of every equally likely stratified resample (each task's runs drawn with replacement,
+    as many as it has), in float64: the exact distribution a bootstrap samples from."""
+    draws = [itertools.product(range(len(t)), repeat=len(t)) for t in tasks]
+    return np.array([report.iqm(np.concatenate([t[list(d)] for t, d in zip(tasks, combo)]))
+                     for combo in itertools.product(*draws)])
 
 
 def test_iqm_is_rliables_trimmed_mean():
@@ -151,8 +158,7 @@ def test_bootstrap_interval_matches_exact_enumeration():
     # IQMs). The percentile interval of a large bootstrap must be that exact distribution's 2.5% and
     # 97.5% quantiles (inverse CDF: 0.025 is 5+ sampling deviations from either end's jumps here).
     scores = np.array([1.0, 2.0, 4.0, 7.0, 11.0, 20.0])
-    resamples = np.array(list(itertools.product(range(6), repeat=6)))
-    exact = report.iqm(scores[resamples], axis=1)
+    exact = _exact_bootstrap_iqms(scores)
     point, low, high = report.stratified_bootstrap_iqm([scores], reps=200_000, seed=1)
     assert point == np.mean([2.0, 4.0, 7.0, 11.0])  # int(0.25 * 6) = 1 cut at each end
     exact_low, exact_high = np.quantile(exact, [0.025, 0.975], method="inverted_cdf")
@@ -178,9 +184,7 @@ def test_bootstrap_of_tasks_of_different_sizes_matches_exact_enumeration():
     # nearest jump of the exact CDF, so a 200,000-replicate bootstrap lands on them. Resampling every
     # task with the first task's size, or the pooled runs, gives other intervals.
     a, b = np.array([0.0, 10.0]), np.array([100.0, 200.0, 400.0])
-    resamples = [np.concatenate([a[list(i)], b[list(j)]])
-                 for i in itertools.product(range(2), repeat=2) for j in itertools.product(range(3), repeat=3)]
-    exact_low, exact_high = np.quantile(report.iqm(np.array(resamples), axis=1), [0.025, 0.975], method="inverted_cdf")
+    exact_low, exact_high = np.quantile(_exact_bootstrap_iqms(a, b), [0.025, 0.975], method="inverted_cdf")
     point, low, high = report.stratified_bootstrap_iqm([a, b], reps=200_000, seed=1)
     assert point == pytest.approx((10.0 + 100.0 + 200.0) / 3)  # int(1.25) = 1 cut at each end of the 5
     assert (low, high) == (exact_low, exact_high)
